@@ -1,0 +1,50 @@
+/** Typed errors of ewtune. Every error names what went wrong so callers can branch on `code`. */
+
+export class EwtuneError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** Bad input: names the argument and the offending value; thrown before any work starts. */
+export class InvalidArgumentError extends EwtuneError {
+  readonly argument: string;
+  readonly value: unknown;
+  constructor(argument: string, value: unknown, requirement: string) {
+    super('ERR_INVALID_ARGUMENT', `${argument} must be ${requirement}; got ${formatValue(value)}`);
+    this.argument = argument;
+    this.value = value;
+  }
+}
+
+/** A privacy target that no parameter in range can meet (e.g. calibration cannot reach targetEpsilon). */
+export class UnreachableTargetError extends EwtuneError {
+  constructor(message: string) {
+    super('ERR_UNREACHABLE_TARGET', message);
+  }
+}
+
+/** A ledger file that is corrupt, from another configuration, or otherwise unusable. */
+export class LedgerError extends EwtuneError {
+  readonly path: string;
+  readonly line: number | undefined;
+  constructor(path: string, message: string, line?: number) {
+    super('ERR_LEDGER', `${path}${line !== undefined ? `:${line}` : ''}: ${message}`);
+    this.path = path;
+    this.line = line;
+  }
+}
+
+export function formatValue(value: unknown): string {
+  if (typeof value === 'number') return Number.isNaN(value) ? 'NaN' : String(value);
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (value === undefined) return 'undefined';
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
