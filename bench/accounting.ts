@@ -1,0 +1,127 @@
+/**
+ * Accounting benchmark (issue 2): `npm run bench:accounting` [-- --quick].
+ * 1. Per point of ../shared/reference/peer_grid.json (δ = 1e-5): ε by Edgeworth (orders 1, 2), RDP, PLD; relative
+ *    error of each against dp_accounting's pessimistic PLD ε (the grid's tight reference); ms per query
+ *    (Edgeworth: first query for a (q, σ) with cold caches, then a fresh accountant on warm caches; PLD cold).
+ * 2. EW-Tune's settings (reference/ew_reference.json → ewtune.reproduced_sigma_and_exact_check, batch 2000,
+ *    20 epochs, ε = 8, δ 1e-5 and 1e-6): the σ each accountant calibrates, with the certified (PLD) ε at that σ;
+ *    and EW-Tune's own σ (its Edgeworth, PRV and RDP choices) with their certified ε.
+ * Output: markdown tables; the LAST line is machine-readable:
+ *   accounting ew-query-ms=<median warm Edgeworth query> pld-ms=<median PLD point> calibrate-pld-ms=<median> pld-max-rel-err=<max>
+ * --quick: every 8th grid point and the δ = 1e-5 settings only (for a smoke run).
+ */
+import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { calibrateNoiseMultiplier } from '../src/accounting/calibrate.ts';
+import { clearCumulantCache } from '../src/accounting/edgeworth/index.ts';
+import { createAccountant } from '../src/accounting/factory.ts';
+import { clearPldCaches } from '../src/accounting/pld/index.ts';
+import type { AccountantName, EpsilonResult } from '../src/accounting/types.ts';
+
+interface GridPoint {
+  q: number;
+  sigma: number;
+  steps: number;
+  delta: number;
+  eps_pld_pessimistic: number;
+}
+interface EwSetting {
+  task: string;
+  batch_size: number;
+  dataset_size: number;
+  q: number;
+  steps: number;
+  delta: number;
+  eps_target: number;
+  sigma_EW: number;
+  sigma_PRV: number;
+  sigma_RDP: number;
+  sigma_needed_exact_for_eps_target: number;
+}
+
+const quick = process.argv.includes('--quick');
+const shared = new URL('../../shared/reference/', import.meta.url);
+const grid = (JSON.parse(readFileSync(new URL('peer_grid.json', shared), 'utf8')) as { grid: GridPoint[] }).grid.filter((_, i) => !quick || i % 8 === 0);
+const settings = (
+  JSON.parse(readFileSync(new URL('ew_reference.json', shared), 'utf8')) as { ewtune: { reproduced_sigma_and_exact_check: EwSetting[] } }
+).ewtune.reproduced_sigma_and_exact_check.filter((s) => s.batch_size === 2000 && (s.delta === 1e-5 || (!quick && s.delta === 1e-6)));
+
+function epsilonOf(name: AccountantName, q: number, sigma: number, steps: number, delta: number, order?: 1 | 2): EpsilonResult {
+  const acc = createAccountant(name, order ? { order } : {});
+  acc.compose({ sampleRate: q, noiseMultiplier: sigma }, steps);
+  return acc.getEpsilon(delta);
+}
+function timed<T>(f: () => T): [T, number] {
+  const t0 = performance.now();
+  const v = f();
+  return [v, performance.now() - t0];
+}
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? Number.NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const f = (x: number | null | undefined, d = 4) => (x === null || x === undefined ? '—' : Number.isFinite(x) ? x.toPrecision(d) : String(x));
+const rel = (x: number, ref: number) => (x - ref) / ref;
+const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
+
+// ---- 1. grid ----
+const ewWarm: number[] = [];
+const pldMs: number[] = [];
+let pldMaxRel = 0;
+const gridRows: string[] = [];
+for (const p of grid) {
+  clearCumulantCache();
+  const [ew1, ew1FirstMs] = timed(() => epsilonOf('edgeworth', p.q, p.sigma, p.steps, p.delta, 1));
+  const [, ew1WarmMs] = timed(() => epsilonOf('edgeworth', p.q, p.sigma, p.steps, p.delta, 1));
+  ewWarm.push(ew1WarmMs);
+  const ew2 = epsilonOf('edgeworth', p.q, p.sigma, p.steps, p.delta, 2);
+  const [rdp, rdpMs] = timed(() => epsilonOf('rdp', p.q, p.sigma, p.steps, p.delta));
+  clearPldCaches();
+  const [pld, pldQueryMs] = timed(() => epsilonOf('pld', p.q, p.sigma, p.steps, p.delta));
+  pldMs.push(pldQueryMs);
+  const ref = p.eps_pld_pessimistic;
+  pldMaxRel = Math.max(pldMaxRel, Math.abs(rel(pld.epsilon, ref)));
+  gridRows.push(
+    `| ${p.q} | ${p.sigma} | ${p.steps} | ${f(ref, 5)} | ${f(ew1.epsilon)} (${pct(rel(ew1.epsilon, ref))}) | ${f(ew2.epsilon)} (${pct(rel(ew2.epsilon, ref))}) | ` +
+      `${f(rdp.epsilon)} (${pct(rel(rdp.epsilon, ref))}) | ${f(pld.epsilon, 5)} (${rel(pld.epsilon, ref).toExponential(1)}) | ` +
+      `${ew1FirstMs.toFixed(1)} / ${ew1WarmMs.toFixed(2)} | ${rdpMs.toFixed(1)} | ${pldQueryMs.toFixed(0)} |`,
+  );
+}
+console.log(`## ε on the peer grid (δ = 1e-5; reference: dp_accounting pessimistic PLD; relative error in parentheses)\n`);
+console.log('| q | σ | steps | ref ε | Edgeworth o1 | Edgeworth o2 | RDP | PLD | EW ms first / warm | RDP ms | PLD ms |');
+console.log('|---|---|---|---|---|---|---|---|---|---|---|');
+for (const r of gridRows) console.log(r);
+
+// ---- 2. EW-Tune calibration ----
+console.log(`\n## σ calibrated for EW-Tune's settings (batch 2000, 20 epochs, ε = 8); certified ε = PLD upper bound at that σ\n`);
+console.log('| task | δ | q | steps | accountant | σ | its ε | certified ε | ms |');
+console.log('|---|---|---|---|---|---|---|---|---|');
+const calibratePldMs: number[] = [];
+for (const s of settings) {
+  for (const [label, name, order] of [
+    ['PLD', 'pld', undefined],
+    ['RDP', 'rdp', undefined],
+    ['Edgeworth o1', 'edgeworth', 1],
+    ['Edgeworth o2', 'edgeworth', 2],
+    ['GDP', 'gdp', undefined],
+  ] as const) {
+    const [r, ms] = timed(() =>
+      calibrateNoiseMultiplier({ targetEpsilon: s.eps_target, delta: s.delta, sampleRate: s.q, steps: s.steps, accountant: name, allowEstimate: true, ...(order ? { order } : {}) }),
+    );
+    if (name === 'pld') calibratePldMs.push(ms);
+    const certified = r.certifiedEpsilon?.epsilon ?? (name === 'pld' ? r.epsilon : epsilonOf('pld', s.q, r.noiseMultiplier, s.steps, s.delta).epsilon);
+    console.log(`| ${s.task} | ${s.delta} | ${s.q.toFixed(5)} | ${s.steps} | ${label} | ${r.noiseMultiplier.toFixed(4)} | ${f(r.epsilon)} | ${f(certified)} | ${ms.toFixed(0)} |`);
+  }
+  for (const [label, sigma] of [
+    ["EW-Tune's σ (Edgeworth)", s.sigma_EW],
+    ["EW-Tune's σ (PRV)", s.sigma_PRV],
+    ["EW-Tune's σ (RDP)", s.sigma_RDP],
+  ] as const) {
+    const cert = epsilonOf('pld', s.q, sigma, s.steps, s.delta).epsilon;
+    console.log(`| ${s.task} | ${s.delta} | ${s.q.toFixed(5)} | ${s.steps} | ${label} | ${sigma} | — | ${f(cert)}${cert > s.eps_target ? ' **> 8**' : ''} | — |`);
+  }
+}
+
+console.log(
+  `accounting ew-query-ms=${median(ewWarm).toFixed(3)} pld-ms=${median(pldMs).toFixed(1)} calibrate-pld-ms=${median(calibratePldMs).toFixed(0)} pld-max-rel-err=${pldMaxRel.toExponential(3)}`,
+);

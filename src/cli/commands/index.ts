@@ -1,0 +1,11 @@
+/**
+ * The subcommand table. To add a subcommand (e.g. `train`, `mlflow replay`), write src/cli/commands/<name>.ts
+ * exporting a CliCommand and add it here; main.ts needs no change. A command whose name has a space (e.g.
+ * 'mlflow replay') is matched against the first two arguments.
+ */
+import type { CliCommand } from '../args.ts';
+import { calibrateCommand } from './calibrate.ts';
+import { epsilonCommand } from './epsilon.ts';
+import { ledgerCommand } from './ledger.ts';
+
+export const COMMANDS: readonly CliCommand[] = [epsilonCommand, calibrateCommand, ledgerCommand];
