@@ -1,0 +1,186 @@
+/**
+ * One DP-SGD step, split so that the durable record can be written between computing the noisy gradient and
+ * applying it:
+ *   1. {@link clippedGradientSum}: Σ_i clip_C(g_i) over one logical batch, summed over physical micro-batches;
+ *   2. {@link privatiseGradient}: + N(0, (σC)²) in float64 from a NoiseSource, ÷ EXPECTED batch size, cast once;
+ *   3. the caller records the step (ledger fsync, accountant) — {@link dpStep} awaits `beforeApply`;
+ *   4. optimizer.applyGradients.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { InvalidArgumentError } from '../errors.ts';
+import { computeClippedGradients } from '../dp/per-example/index.ts';
+import type { BuiltinLossName, ClippingStrategy, PerExampleLossFn } from '../dp/per-example/index.ts';
+import { effectiveNoiseMultiplier } from '../dp/noise.ts';
+import type { NoiseSource } from '../dp/noise.ts';
+import { splitVirtualBatch } from '../dp/sampling.ts';
+import type { DpData, TrainableModel } from './types.ts';
+
+/** The clipped, noiseless sum of one logical batch. Float32 host arrays (no tensors held). */
+export interface ClippedBatchSum {
+  /** Σ_i c_i·g_i per trainable variable name. */
+  readonly sums: Map<string, Float32Array>;
+  readonly shapes: Map<string, number[]>;
+  readonly batchSize: number;
+  readonly lossSum: number;
+  readonly nonFiniteCount: number;
+  readonly fallbackLayers: string[];
+}
+
+/** Options of {@link clippedGradientSum}. */
+export interface ClippedSumOptions {
+  readonly l2NormClip: number;
+  readonly loss: BuiltinLossName | PerExampleLossFn;
+  readonly strategy?: ClippingStrategy;
+  /** Physical micro-batch size (default: the whole logical batch at once). */
+  readonly maxPhysicalBatchSize?: number;
+}
+
+function gatherRows(data: DpData, rows: Int32Array): { x: tf.Tensor | tf.Tensor[]; y: tf.Tensor } {
+  const idx = tf.tensor1d(rows, 'int32');
+  try {
+    const x = Array.isArray(data.x) ? data.x.map((t) => tf.gather(t, idx)) : tf.gather(data.x, idx);
+    return { x, y: tf.gather(data.y, idx) };
+  } finally {
+    idx.dispose();
+  }
+}
+
+/**
+ * Σ_i clip_C(g_i) over the examples `indices` of `data`, computed in physical micro-batches of at most
+ * `maxPhysicalBatchSize` (virtual batches: same result as one physical batch up to float32 summation order).
+ * An empty `indices` gives zero sums.
+ */
+export function clippedGradientSum(model: TrainableModel, data: DpData, indices: Int32Array,
+  options: ClippedSumOptions): ClippedBatchSum {
+  const parts = indices.length === 0 ? [indices]
+    : splitVirtualBatch(indices, options.maxPhysicalBatchSize ?? indices.length);
+  const acc = new Map<string, tf.Tensor>();
+  let batchSize = 0;
+  let lossSum = 0;
+  let nonFiniteCount = 0;
+  const fallback = new Set<string>();
+  try {
+    for (const rows of parts) {
+      const { x, y } = gatherRows(data, rows);
+      let result;
+      try {
+        result = computeClippedGradients(model, x, y,
+          { l2NormClip: options.l2NormClip, loss: options.loss, strategy: options.strategy });
+      } finally {
+        tf.dispose(x);
+        y.dispose();
+      }
+      batchSize += result.batchSize;
+      lossSum += result.lossSum;
+      nonFiniteCount += result.nonFiniteCount;
+      for (const name of result.fallbackLayers) fallback.add(name);
+      for (const [name, g] of result.clippedSum) {
+        const prev = acc.get(name);
+        if (prev === undefined) {
+          acc.set(name, g);
+        } else {
+          acc.set(name, tf.add(prev, g));
+          prev.dispose();
+          g.dispose();
+        }
+      }
+    }
+    const sums = new Map<string, Float32Array>();
+    const shapes = new Map<string, number[]>();
+    for (const [name, t] of acc) {
+      sums.set(name, Float32Array.from(t.dataSync() as Float32Array));
+      shapes.set(name, t.shape.slice());
+    }
+    return { sums, shapes, batchSize, lossSum, nonFiniteCount, fallbackLayers: [...fallback] };
+  } finally {
+    for (const t of acc.values()) t.dispose();
+  }
+}
+
+/** Options of {@link privatiseGradient}. */
+export interface PrivatiseOptions {
+  readonly noiseMultiplier: number;
+  readonly l2NormClip: number;
+  readonly expectedBatchSize: number;
+  readonly noise: NoiseSource;
+}
+
+/**
+ * (Σ clip(g_i) + N(0, (σC)²·I)) / expectedBatchSize per variable: the noise is drawn and added in float64 by the
+ * NoiseSource (hardened mode: on its grid), divided in float64, cast to float32 once. Returns new tensors (the
+ * caller disposes them) keyed by variable name, ready for optimizer.applyGradients.
+ */
+export function privatiseGradient(batch: ClippedBatchSum, options: PrivatiseOptions): tf.NamedTensorMap {
+  const std = options.noiseMultiplier * options.l2NormClip;
+  const out: tf.NamedTensorMap = {};
+  for (const [name, sum] of batch.sums) {
+    const noisy = options.noise.perturb(sum, std);
+    const avg = new Float32Array(noisy.length);
+    for (let i = 0; i < noisy.length; i++) avg[i] = noisy[i] / options.expectedBatchSize;
+    out[name] = tf.tensor(avg, batch.shapes.get(name), 'float32');
+  }
+  return out;
+}
+
+/**
+ * The noise multiplier the accountant must use: σ for the continuous modes; for the hardened mode the effective
+ * one (applied std / (C + Λ√d)) with d = the total number of trainable parameters.
+ */
+export function accountedNoiseMultiplier(noise: NoiseSource, noiseMultiplier: number, l2NormClip: number,
+  dimension: number): number {
+  if (noise.mode !== 'hardened') return noiseMultiplier;
+  const gridBits = noise.describe().gridBits;
+  return effectiveNoiseMultiplier(noiseMultiplier, l2NormClip, dimension, gridBits);
+}
+
+/** Options of {@link dpStep}. */
+export interface DpStepOptions extends ClippedSumOptions {
+  readonly noiseMultiplier: number;
+  readonly expectedBatchSize: number;
+  readonly noise: NoiseSource;
+  readonly optimizer: tf.Optimizer;
+  /**
+   * Awaited after the noisy gradient is computed and BEFORE it is applied: record the step durably here (ledger
+   * append + fsync, accountant compose). Return `false` to skip the update (nothing is applied).
+   */
+  readonly beforeApply?: (batch: ClippedBatchSum) => Promise<boolean | void> | boolean | void;
+}
+
+/** Result of {@link dpStep}. */
+export interface DpStepResult {
+  readonly applied: boolean;
+  readonly batchSize: number;
+  /** Mean per-example loss over the realised batch (NaN when empty). */
+  readonly lossMean: number;
+  readonly nonFiniteCount: number;
+  readonly fallbackLayers: string[];
+}
+
+/**
+ * One DP step on the examples `indices` (sampled by the caller, e.g. with poissonSample) for users with their own
+ * loop. The caller is responsible for accounting: do it in `beforeApply`.
+ */
+export async function dpStep(model: TrainableModel, data: DpData, indices: Int32Array,
+  options: DpStepOptions): Promise<DpStepResult> {
+  if (!(indices instanceof Int32Array)) throw new InvalidArgumentError('indices', indices, 'an Int32Array');
+  const batch = clippedGradientSum(model, data, indices, options);
+  const grads = privatiseGradient(batch, options);
+  try {
+    const proceed = options.beforeApply ? await options.beforeApply(batch) : undefined;
+    if (proceed === false) return summary(batch, false);
+    options.optimizer.applyGradients(grads);
+    return summary(batch, true);
+  } finally {
+    tf.dispose(grads);
+  }
+}
+
+function summary(batch: ClippedBatchSum, applied: boolean): DpStepResult {
+  return {
+    applied,
+    batchSize: batch.batchSize,
+    lossMean: batch.batchSize > 0 ? batch.lossSum / (batch.batchSize - batch.nonFiniteCount || NaN) : NaN,
+    nonFiniteCount: batch.nonFiniteCount,
+    fallbackLayers: batch.fallbackLayers,
+  };
+}
