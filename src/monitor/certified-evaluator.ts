@@ -1,0 +1,74 @@
+/**
+ * Where certified ε is computed for the live privacy curve: in-process (simple, blocks) or in a worker
+ * thread (default for training: the certified PLD answer costs 10–1000× an Edgeworth query, and a worker
+ * keeps it off the training thread; on 2 cores it runs beside the step).
+ */
+import { Worker } from 'node:worker_threads';
+import { pldEpsilon } from '../accounting/pld/index.ts';
+import type { EpsilonResult, StepSegment } from '../accounting/types.ts';
+
+export interface CertifiedEvaluator {
+  epsilon(segments: readonly StepSegment[], delta: number): Promise<EpsilonResult>;
+  close(): Promise<void>;
+}
+
+export interface PldEvaluatorOptions {
+  valueDiscretizationInterval?: number;
+}
+
+/** Computes on the calling thread. */
+export class InlineCertifiedEvaluator implements CertifiedEvaluator {
+  constructor(private readonly options: PldEvaluatorOptions = {}) {}
+  async epsilon(segments: readonly StepSegment[], delta: number): Promise<EpsilonResult> {
+    return pldEpsilon(segments, delta, this.options);
+  }
+  async close(): Promise<void> {}
+}
+
+/** Computes in one worker thread, requests answered in order. */
+export class WorkerCertifiedEvaluator implements CertifiedEvaluator {
+  readonly #worker: Worker;
+  readonly #pending = new Map<number, { resolve: (r: EpsilonResult) => void; reject: (e: Error) => void }>();
+  #nextId = 1;
+  #closed = false;
+
+  constructor(private readonly options: PldEvaluatorOptions = {}) {
+    // The sources are TypeScript run through tsx: the worker needs the same loader.
+    this.#worker = new Worker(new URL('./certified-worker.ts', import.meta.url), { execArgv: ['--import', 'tsx'] });
+    this.#worker.unref();
+    this.#worker.on('message', (msg: { id: number; result?: EpsilonResult; error?: string }) => {
+      const p = this.#pending.get(msg.id);
+      if (!p) return;
+      this.#pending.delete(msg.id);
+      if (msg.error !== undefined || !msg.result) p.reject(new Error(`certified accountant failed: ${msg.error}`));
+      else p.resolve(msg.result);
+    });
+    this.#worker.on('error', (err) => this.#failAll(err));
+    this.#worker.on('exit', (code) => {
+      if (this.#pending.size > 0) this.#failAll(new Error(`certified accountant worker exited with code ${code}`));
+    });
+  }
+
+  #failAll(err: Error): void {
+    for (const p of this.#pending.values()) p.reject(err);
+    this.#pending.clear();
+  }
+
+  epsilon(segments: readonly StepSegment[], delta: number): Promise<EpsilonResult> {
+    if (this.#closed) return Promise.reject(new Error('certified evaluator is closed'));
+    const id = this.#nextId++;
+    return new Promise<EpsilonResult>((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      if (this.#pending.size === 1) this.#worker.ref();
+      this.#worker.postMessage({ id, segments: segments.map((s) => ({ ...s })), delta, options: this.options });
+    }).finally(() => {
+      if (this.#pending.size === 0) this.#worker.unref();
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#worker.terminate();
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * Headless Debian Chromium driven by puppeteer-core: opens an MLflow run's "Model metrics" page, waits
+ * until the named charts have drawn their line traces, and saves a screenshot.
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import puppeteer from 'puppeteer-core';
+
+export function chromiumPath(): string {
+  const candidates = [process.env.EWTUNE_CHROMIUM, '/usr/bin/chromium', '/usr/bin/chromium-browser'].filter((p): p is string => !!p);
+  const found = candidates.find((p) => existsSync(p));
+  if (!found) throw new Error(`no Chromium found (tried ${candidates.join(', ')}); install Debian's chromium (.ci/run does)`);
+  return found;
+}
+
+export interface ChartCheck {
+  /** Chart titles found on the page. */
+  readonly titles: string[];
+  /** For each requested metric key: vertices of its drawn line (plotly drops collinear points; 0 if not drawn). */
+  readonly pointsByKey: Record<string, number>;
+  readonly screenshot: string;
+}
+
+export async function screenshotRunCharts(options: {
+  trackingUri: string;
+  experimentId: string;
+  runId: string;
+  metricKeys: readonly string[];
+  screenshotPath: string;
+  timeoutMs?: number;
+}): Promise<ChartCheck> {
+  const browser = await puppeteer.launch({
+    executablePath: chromiumPath(),
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+  });
+  try {
+    const page = await browser.newPage();
+    await page.setViewport({ width: 1400, height: 1100 });
+    const url = `${options.trackingUri.replace(/\/$/, '')}/#/experiments/${options.experimentId}/runs/${options.runId}/model-metrics`;
+    await page.goto(url, { waitUntil: 'networkidle0', timeout: options.timeoutMs ?? 60_000 });
+    // Wait until every requested chart has a drawn line with at least one point.
+    await page.waitForFunction(
+      (keys: string[]) => {
+        const cards = [...document.querySelectorAll('.js-plotly-plot')];
+        const text = document.body.innerText;
+        return keys.every((k) => text.includes(k)) && cards.length >= keys.length && cards.every((c) => c.querySelector('.scatterlayer .trace'));
+      },
+      { timeout: options.timeoutMs ?? 60_000, polling: 250 },
+      [...options.metricKeys],
+    );
+    await page.mouse.move(0, 0); // keep plotly's hover toolbar out of the picture
+    const result = await page.evaluate((keys: string[]) => {
+      const titles = [...new Set([...document.querySelectorAll('*')].filter((e) => e.children.length === 0 && keys.some((k) => e.textContent === k)).map((e) => e.textContent ?? ''))];
+      const pointsByKey: Record<string, number> = {};
+      for (const k of keys) {
+        // Each chart card's legend names its series "<run name> (<key>)".
+        const plot = [...document.querySelectorAll('.js-plotly-plot')].find((p) => (p.parentElement?.parentElement?.parentElement?.textContent ?? '').includes(`(${k})`));
+        const d = plot?.querySelector('.scatterlayer .trace .lines path.js-line')?.getAttribute('d') ?? '';
+        pointsByKey[k] = d ? (d.match(/L/g) ?? []).length + 1 : 0;
+      }
+      return { titles, pointsByKey };
+    }, [...options.metricKeys]);
+    mkdirSync(dirname(options.screenshotPath), { recursive: true });
+    await page.screenshot({ path: options.screenshotPath as `${string}.png`, fullPage: true });
+    return { ...result, screenshot: options.screenshotPath };
+  } finally {
+    await browser.close();
+  }
+}
