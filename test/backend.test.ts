@@ -54,12 +54,21 @@ async function compareWithCpu(label: string, inputs: Array<{ shape: number[]; dt
 describe('backend: wasm fast kernels', function () {
   this.timeout(120_000);
 
+  let listenersBefore = 0;
+  let listenersAfter = 0;
   before(async () => {
+    listenersBefore = process.listenerCount('uncaughtException') + process.listenerCount('unhandledRejection');
     assert.equal(await initBackend('wasm'), 'wasm');
+    listenersAfter = process.listenerCount('uncaughtException') + process.listenerCount('unhandledRejection');
   });
 
-  after(() => {
+  after(async () => {
     setWasmFastKernels(false);
+    await tf.setBackend('cpu');
+  });
+
+  it("initialising wasm leaves no process-wide 'uncaughtException'/'unhandledRejection' handler behind", () => {
+    assert.equal(listenersAfter, listenersBefore);
   });
 
   it('tfjs internals the kernels rely on are unchanged (fails loudly on a tfjs upgrade)', () => {
@@ -200,8 +209,8 @@ describe('backend: wasm fast kernels', function () {
 
 describe('backend: initBackend', () => {
   after(async () => {
-    await initBackend('wasm');
     setWasmFastKernels(false);
+    await tf.setBackend('cpu');
   });
 
   it('selects cpu on request and refuses unknown preferences', async () => {

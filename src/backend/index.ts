@@ -59,8 +59,19 @@ async function tryWasm(fastKernels: boolean): Promise<boolean> {
     // One thread: WASM threads in Node need SharedArrayBuffer workers and are slower for small ops.
     wasmModule.setThreadsCount(1);
   }
-  if (!(await tf.setBackend('wasm'))) return false;
-  await tf.ready();
+  // Emscripten's Node glue installs process 'uncaughtException'/'unhandledRejection' handlers that rethrow, turning
+  // any later unhandled error of the host application into a crash; remove the ones it adds during initialisation.
+  const before = {
+    uncaughtException: new Set(process.listeners('uncaughtException')),
+    unhandledRejection: new Set(process.listeners('unhandledRejection')),
+  };
+  try {
+    if (!(await tf.setBackend('wasm'))) return false;
+    await tf.ready();
+  } finally {
+    for (const l of process.listeners('uncaughtException')) if (!before.uncaughtException.has(l)) process.off('uncaughtException', l);
+    for (const l of process.listeners('unhandledRejection')) if (!before.unhandledRejection.has(l)) process.off('unhandledRejection', l);
+  }
   setWasmFastKernels(fastKernels);
   return true;
 }

@@ -80,6 +80,11 @@ export const SHUFFLE_WARNING = 'shuffled fixed-size batches are not Poisson samp
 
 let shuffleWarned = false;
 
+/** Whether the one-time shuffle warning has been emitted in this process. */
+export function shuffleWarningIssued(): boolean {
+  return shuffleWarned;
+}
+
 /**
  * Shuffled fixed-size batches (Fisher–Yates with exact uniform integers from the CSPRNG). Emits a process
  * warning (code EWTUNE_SHUFFLE_NOT_POISSON) the first time it is called.

@@ -34,8 +34,8 @@ export function formatSchemaError(error: ErrorObject): string {
 }
 
 /** Compile a schema object once (allErrors off: the first error per branch is enough to name the field). */
-export function compileSchema<T>(schema: object): CompiledSchema<T> {
-  const ajv = new Ajv({ strict: true, allErrors: false, allowUnionTypes: true });
+export function compileSchema<T>(schema: object, options: { useDefaults?: boolean } = {}): CompiledSchema<T> {
+  const ajv = new Ajv({ strict: true, allErrors: false, allowUnionTypes: true, useDefaults: options.useDefaults ?? false });
   const fn: ValidateFunction = ajv.compile(schema);
   let lastErrors: readonly string[] = [];
   return {
@@ -55,7 +55,7 @@ export function compileSchema<T>(schema: object): CompiledSchema<T> {
 }
 
 /** Load a JSON schema file (relative to this repository's `schemas/` directory) and compile it. */
-export function compileSchemaFile<T>(fileName: string): CompiledSchema<T> {
+export function compileSchemaFile<T>(fileName: string, options: { useDefaults?: boolean } = {}): CompiledSchema<T> {
   const url = new URL(`../../schemas/${fileName}`, import.meta.url);
-  return compileSchema<T>(JSON.parse(readFileSync(url, 'utf8')) as object);
+  return compileSchema<T>(JSON.parse(readFileSync(url, 'utf8')) as object, options);
 }

@@ -282,7 +282,7 @@ export async function dpFit(model: TrainableModel, data: DpData, args: DpFitArgs
       lastEstimate = estimate ?? lastEstimate;
       await callbacks.onBatchEnd(batch, numericLogs({
         batch, size: result.batchSize, loss: result.lossMean, epsilon: estimate, step: recorded,
-        nonFiniteCount: result.nonFiniteCount,
+        nonFiniteCount: result.nonFiniteCount, sampleRate, noiseMultiplier: accountedSigma,
       }));
       if (stoppable.stopTraining) {
         stopReason = 'stopTraining';

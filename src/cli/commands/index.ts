@@ -7,5 +7,7 @@ import type { CliCommand } from '../args.ts';
 import { calibrateCommand } from './calibrate.ts';
 import { epsilonCommand } from './epsilon.ts';
 import { ledgerCommand } from './ledger.ts';
+import { mlflowReplayCommand } from './mlflow-replay.ts';
+import { trainCommand } from './train.ts';
 
-export const COMMANDS: readonly CliCommand[] = [epsilonCommand, calibrateCommand, ledgerCommand];
+export const COMMANDS: readonly CliCommand[] = [trainCommand, epsilonCommand, calibrateCommand, ledgerCommand, mlflowReplayCommand];

@@ -1,0 +1,204 @@
+/**
+ * PrivacyTrackingCallback: the tfjs-style callback that puts a DP run's privacy curve into MLflow (or the local run
+ * directory). Register it in `dpFit(..., { callbacks: [callback, ...your tfjs callbacks] })`. After each step
+ * (onBatchEnd, whose logs carry the step's sampleRate and accounted noiseMultiplier) it records, synchronously and
+ * O(1) into the sink's spool:
+ *   privacy/epsilon_edgeworth  Edgeworth ε at the target δ          (estimate)
+ *   privacy/delta              Edgeworth δ at the target ε          (estimate; only with a target ε)
+ *   privacy/epsilon_rdp        RDP ε at the target δ                 (upper bound)
+ *   train/loss, train/batch_size                                     (statistics of private data, NOT covered by ε)
+ * and, asynchronously (worker thread) at step 1, every `certifiedEveryFraction` of the planned steps and at the end,
+ *   privacy/epsilon_certified  PLD ε at the target δ                 (upper bound)
+ * MLflow step = number of DP steps taken so far (the ε after that many steps). `finish()` writes the ledger-based
+ * charts, the final tags and ends the run with the status of its stop reason.
+ */
+import { PrivacyMonitor } from '../src/monitor/privacy-monitor.ts';
+import { WorkerCertifiedEvaluator, InlineCertifiedEvaluator, type CertifiedEvaluator } from '../src/monitor/certified-evaluator.ts';
+import type { EpsilonResult, StepSegment } from '../src/accounting/types.ts';
+import type { TrackingSink, CloseResult } from '../src/tracking/sink.ts';
+import type { RunStatus } from '../src/tracking/mlflow-client.ts';
+import type { DpCallback, DpHistory } from '../src/train/types.ts';
+import { epsilonVsStepSvg, epsilonDeltaSvg, reportHtml, type EpsilonPoint, type EpsilonDeltaPoint } from '../src/report/charts.ts';
+import { EdgeworthAccountant } from '../src/accounting/edgeworth/index.ts';
+import { pldEpsilon } from '../src/accounting/pld/index.ts';
+import { rdpEpsilon } from '../src/accounting/rdp/index.ts';
+import { InvalidArgumentError } from '../src/errors.ts';
+import { EWTUNE_VERSION } from './version.ts';
+
+/** Metric keys and what each number is. */
+export const METRIC_KINDS = {
+  'privacy/epsilon_edgeworth': 'estimate',
+  'privacy/delta': 'estimate',
+  'privacy/epsilon_rdp': 'upper',
+  'privacy/epsilon_certified': 'upper',
+  'train/loss': 'not-private-accounted',
+  'train/batch_size': 'not-private-accounted',
+  'eval/accuracy': 'not-private-accounted',
+} as const;
+
+export interface PrivacyTrackingCallbackOptions {
+  readonly sink: TrackingSink;
+  /** δ at which ε is reported. */
+  readonly delta: number;
+  /** ε at which δ is reported and the budget line is drawn (optional). */
+  readonly targetEpsilon?: number;
+  /** Planned steps (sets the certified checkpoints). */
+  readonly plannedSteps: number;
+  readonly certifiedEveryFraction?: number;
+  readonly edgeworthOrder?: 1 | 2;
+  /** Where the certified ε is computed: 'worker' (default) or 'inline'. */
+  readonly certifiedIn?: 'worker' | 'inline' | CertifiedEvaluator;
+  /** Steps already in the ledger of a resumed run (composed without emitting metrics). */
+  readonly resumeSegments?: readonly StepSegment[];
+}
+
+/** The outcome of {@link PrivacyTrackingCallback.finish}. */
+export interface TrackingSummary {
+  readonly status: Exclude<RunStatus, 'RUNNING' | 'SCHEDULED'>;
+  readonly stopReason: string;
+  readonly steps: number;
+  readonly epsilonEdgeworth?: EpsilonResult;
+  readonly epsilonRdp?: EpsilonResult;
+  readonly epsilonCertified?: EpsilonResult;
+  readonly close: CloseResult;
+}
+
+function finite(x: number | undefined): x is number {
+  return typeof x === 'number' && Number.isFinite(x);
+}
+
+export class PrivacyTrackingCallback implements DpCallback {
+  readonly sink: TrackingSink;
+  readonly #monitor: PrivacyMonitor;
+  readonly #evaluator: CertifiedEvaluator;
+  readonly #ownsEvaluator: boolean;
+  readonly #options: PrivacyTrackingCallbackOptions;
+  readonly #points: EpsilonPoint[] = [];
+  #finished = false;
+  #lastEdgeworth: number | undefined;
+
+  constructor(options: PrivacyTrackingCallbackOptions) {
+    if (options === null || typeof options !== 'object' || typeof options.sink?.record !== 'function') {
+      throw new InvalidArgumentError('options.sink', options?.sink, 'a TrackingSink');
+    }
+    this.#options = options;
+    this.sink = options.sink;
+    const where = options.certifiedIn ?? 'worker';
+    this.#ownsEvaluator = typeof where === 'string';
+    this.#evaluator = where === 'worker' ? new WorkerCertifiedEvaluator() : where === 'inline' ? new InlineCertifiedEvaluator() : where;
+    this.#monitor = new PrivacyMonitor({
+      delta: options.delta,
+      targetEpsilon: options.targetEpsilon,
+      plannedSteps: options.plannedSteps,
+      certifiedEveryFraction: options.certifiedEveryFraction,
+      edgeworthOrder: options.edgeworthOrder,
+      certified: this.#evaluator,
+      onCertified: (step, result) => {
+        if (finite(result.epsilon)) this.sink.record('privacy/epsilon_certified', result.epsilon, step);
+        this.#points.push({ step, epsilon: result.epsilon, series: 'PLD (certified upper bound)' });
+      },
+      onCertifiedError: (step, error) => {
+        console.warn(`ewtune: certified ε at step ${step} failed (${error.message}); the live estimate goes on, the budget stop is unaffected`);
+      },
+    });
+    if (options.resumeSegments && options.resumeSegments.length > 0) this.#monitor.resume(options.resumeSegments);
+  }
+
+  /** Steps composed so far (resumed ones included). */
+  get steps(): number {
+    return this.#monitor.steps;
+  }
+
+  /** Composed history (run-length encoded). */
+  get segments(): readonly StepSegment[] {
+    return this.#monitor.segments;
+  }
+
+  /** Edgeworth ε estimate after the last step (undefined before the first). */
+  get lastEpsilonEdgeworth(): number | undefined {
+    return this.#lastEdgeworth;
+  }
+
+  onBatchEnd(_batch: number, logs: Record<string, number> = {}): void {
+    const { sampleRate, noiseMultiplier } = logs;
+    if (!finite(sampleRate) || !finite(noiseMultiplier)) {
+      throw new InvalidArgumentError('logs', logs, 'onBatchEnd logs with sampleRate and noiseMultiplier (use the callback with dpFit)');
+    }
+    const p = this.#monitor.record({ sampleRate, noiseMultiplier });
+    const step = p.step;
+    this.#lastEdgeworth = p.epsilonEdgeworth.epsilon;
+    this.sink.record('privacy/epsilon_edgeworth', p.epsilonEdgeworth.epsilon, step);
+    if (p.deltaEdgeworth) this.sink.record('privacy/delta', p.deltaEdgeworth.delta, step);
+    this.sink.record('privacy/epsilon_rdp', p.epsilonRdp.epsilon, step);
+    if (finite(logs.loss)) this.sink.record('train/loss', logs.loss, step);
+    if (finite(logs.size)) this.sink.record('train/batch_size', logs.size, step);
+    this.#points.push({ step, epsilon: p.epsilonEdgeworth.epsilon, series: 'Edgeworth (estimate)' });
+    this.#points.push({ step, epsilon: p.epsilonRdp.epsilon, series: 'RDP (upper bound)' });
+  }
+
+  /**
+   * End the run: the certified ε of the final step, the tags (stop reason, final ε's, steps, version), the ε-vs-step
+   * and ε–δ charts and an HTML report as artifacts, and the run status: FINISHED after a completed run or max-steps,
+   * KILLED after a budget stop or a stop request (`status` overrides, e.g. FAILED after an error).
+   */
+  async finish(outcome: { history?: DpHistory; stopReason?: string; status?: TrackingSummary['status']; extraSummary?: ReadonlyArray<readonly [string, string]> } = {}): Promise<TrackingSummary> {
+    if (this.#finished) throw new InvalidArgumentError('finish', 'called twice', 'called once');
+    this.#finished = true;
+    const final = await this.#monitor.finish();
+    if (this.#ownsEvaluator) await this.#evaluator.close();
+    const stopReason = outcome.stopReason ?? outcome.history?.stopReason ?? 'completed';
+    const status = outcome.status ?? (stopReason === 'completed' || stopReason === 'max-steps' || stopReason === 'max-epochs' ? 'FINISHED' : 'KILLED');
+    const s = this.sink;
+    s.setTag('ewtune.stop_reason', stopReason);
+    s.setTag('ewtune.steps_taken', String(final.steps));
+    s.setTag('ewtune.version', EWTUNE_VERSION);
+    s.setTag('ewtune.metric_kinds', JSON.stringify(METRIC_KINDS));
+    if (final.certified && finite(final.certified.epsilon)) s.setTag('ewtune.final_epsilon_certified', String(final.certified.epsilon));
+    if (final.edgeworth && finite(final.edgeworth.epsilon)) s.setTag('ewtune.final_epsilon_edgeworth', String(final.edgeworth.epsilon));
+    if (final.rdp && finite(final.rdp.epsilon)) s.setTag('ewtune.final_epsilon_rdp', String(final.rdp.epsilon));
+    try {
+      await this.#writeCharts(final, stopReason, outcome.extraSummary ?? []);
+    } catch (e) {
+      console.warn(`ewtune: could not render the privacy charts (${(e as Error).message})`);
+    }
+    const close = await s.close({ status });
+    return { status, stopReason, steps: final.steps, epsilonEdgeworth: final.edgeworth, epsilonRdp: final.rdp, epsilonCertified: final.certified, close };
+  }
+
+  async #writeCharts(final: Awaited<ReturnType<PrivacyMonitor['finish']>>, stopReason: string, extra: ReadonlyArray<readonly [string, string]>): Promise<void> {
+    const { delta, targetEpsilon } = this.#options;
+    const segments = this.#monitor.segments;
+    if (final.steps === 0) return;
+    const stepSvg = await epsilonVsStepSvg(this.#points, { delta, budgetEpsilon: targetEpsilon });
+    // ε–δ trade-off of the final composition: PLD (upper bound), RDP (upper bound), Edgeworth (estimate).
+    const curve: EpsilonDeltaPoint[] = [];
+    const edgeworth = new EdgeworthAccountant({ order: this.#options.edgeworthOrder ?? 1 });
+    for (const seg of segments) edgeworth.compose(seg, seg.count);
+    for (let e = -10; e <= -2; e += 1) {
+      const d = 10 ** e;
+      curve.push({ delta: d, epsilon: pldEpsilon(segments, d).epsilon, series: 'PLD (certified upper bound)' });
+      curve.push({ delta: d, epsilon: rdpEpsilon(segments, d).epsilon, series: 'RDP (upper bound)' });
+      curve.push({ delta: d, epsilon: edgeworth.getEpsilon(d).epsilon, series: 'Edgeworth (estimate)' });
+    }
+    const deltaSvg = await epsilonDeltaSvg(curve);
+    this.sink.writeArtifact('privacy/epsilon_vs_step.svg', stepSvg);
+    this.sink.writeArtifact('privacy/epsilon_delta.svg', deltaSvg);
+    const fmt = (r?: EpsilonResult) => (r && finite(r.epsilon) ? `${r.epsilon.toPrecision(5)} (${r.kind})` : 'n/a');
+    const html = reportHtml({
+      title: 'ewtune privacy report',
+      summary: [
+        ['steps', String(final.steps)],
+        ['stop reason', stopReason],
+        ['δ', String(delta)],
+        ['ε certified (PLD)', fmt(final.certified)],
+        ['ε RDP', fmt(final.rdp)],
+        ['ε Edgeworth', fmt(final.edgeworth)],
+        ...extra,
+      ],
+      svgs: [stepSvg, deltaSvg],
+      notes: ['The Edgeworth ε is an estimate, not a bound; the PLD ε is a certified upper bound (pessimistic discretisation). '
+        + 'Training metrics (loss, batch size, accuracy) are statistics of the private data and are not covered by ε.'],
+    });
+    this.sink.writeArtifact('report.html', html);
+  }
+}

@@ -1,0 +1,125 @@
+/**
+ * The training configuration (`ewtune train <config.json>`): parsed, checked against schemas/config.schema.json with
+ * ajv (defaults filled in), then checked for what a schema cannot say (e.g. the Edgeworth estimate as the accountant
+ * only with `allowEstimate`). Every problem names the field by its JSON path; nothing runs before the config is valid.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { EwtuneError } from '../src/errors.ts';
+import { compileSchemaFile, type CompiledSchema } from '../src/schema/validate.ts';
+
+export interface TrainingConfig {
+  name?: string;
+  experimentName: string;
+  data: {
+    kind: 'spam-assassin' | 'jsonl';
+    path?: string;
+    testPath?: string;
+    maxTokens: number;
+    vocabularySize: number;
+    testFraction: number;
+    maxExamples?: number;
+  };
+  model: {
+    kind: 'transformer-classifier';
+    embedding: 'wink-glove-100d' | 'random';
+    freezeEmbedding: boolean;
+    dModel: number;
+    heads: number;
+    ffnDim: number;
+    layers: number;
+    numClasses: number;
+  };
+  training: {
+    epochs?: number;
+    steps?: number;
+    expectedBatchSize: number;
+    maxPhysicalBatchSize?: number;
+    l2NormClip: number;
+    optimizer: 'adam' | 'sgd' | 'momentum' | 'rmsprop';
+    learningRate: number;
+    backend: 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+    maxSteps?: number;
+    evaluate: boolean;
+  };
+  privacy: {
+    targetEpsilon?: number;
+    delta: number;
+    noiseMultiplier?: number;
+    accountant: 'pld' | 'rdp' | 'edgeworth';
+    allowEstimate: boolean;
+    edgeworthOrder: 1 | 2;
+    valueDiscretizationInterval: number;
+    sampler: 'poisson' | 'shuffle';
+    noiseMode: 'gaussian' | 'hardened';
+  };
+  tracking: {
+    trackingUri?: string;
+    runDir: string;
+    certifiedEveryFraction: number;
+  };
+}
+
+/** An invalid configuration: `problems` lists each one with the JSON path of its field. */
+export class ConfigError extends EwtuneError {
+  readonly source: string;
+  readonly problems: readonly string[];
+  constructor(source: string, problems: readonly string[]) {
+    super('ERR_CONFIG', `invalid configuration ${source}:\n  ${problems.join('\n  ')}`);
+    this.source = source;
+    this.problems = problems;
+  }
+}
+
+/** Command-line overrides applied after the file is read (and validated with it). */
+export interface ConfigOverrides {
+  readonly trackingUri?: string;
+  readonly maxSteps?: number;
+  readonly targetEpsilon?: number;
+}
+
+let schema: CompiledSchema<TrainingConfig> | undefined;
+
+/** Check a parsed configuration object (a deep copy is validated and returned, with defaults filled in). */
+export function validateConfig(value: unknown, source = '<config>', overrides: ConfigOverrides = {}): TrainingConfig {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(source, ['/ must be a JSON object']);
+  const copy = structuredClone(value) as Record<string, Record<string, unknown>>;
+  if (overrides.trackingUri !== undefined) copy.tracking = { ...copy.tracking, trackingUri: overrides.trackingUri };
+  if (overrides.maxSteps !== undefined) copy.training = { ...copy.training, maxSteps: overrides.maxSteps };
+  if (overrides.targetEpsilon !== undefined) copy.privacy = { ...copy.privacy, targetEpsilon: overrides.targetEpsilon };
+  copy.tracking ??= {};
+  schema ??= compileSchemaFile<TrainingConfig>('config.schema.json', { useDefaults: true });
+  const check = schema.validate(copy);
+  if (!check.ok) throw new ConfigError(source, check.errors);
+  const config = copy as unknown as TrainingConfig;
+  const problems: string[] = [];
+  if (config.privacy.accountant === 'edgeworth' && !config.privacy.allowEstimate) {
+    problems.push('/privacy/accountant "edgeworth" is an estimate, not a bound: set /privacy/allowEstimate to true to calibrate by it (the budget stop stays certified)');
+  }
+  if (config.model.dModel % config.model.heads !== 0) {
+    problems.push(`/model/dModel (${config.model.dModel}) must be divisible by /model/heads (${config.model.heads})`);
+  }
+  if (problems.length > 0) throw new ConfigError(source, problems);
+  return config;
+}
+
+/** Read and check a configuration file; relative data paths are resolved against the file's folder. */
+export function loadConfig(path: string, overrides: ConfigOverrides = {}): TrainingConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError(path, [`cannot be read: ${(e as Error).message}`]);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(path, [`is not valid JSON: ${(e as Error).message}`]);
+  }
+  const config = validateConfig(parsed, path, overrides);
+  const base = dirname(resolve(path));
+  if (config.data.path !== undefined) config.data.path = resolve(base, config.data.path);
+  if (config.data.testPath !== undefined) config.data.testPath = resolve(base, config.data.testPath);
+  return config;
+}

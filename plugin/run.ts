@@ -1,0 +1,216 @@
+/**
+ * runTraining: one DP fine-tuning run from a checked configuration, end to end.
+ *   1. tracking first (a clear error before any training when the server is unreachable or refuses the credentials);
+ *   2. backend, data, pre-trained embedding, model;
+ *   3. σ: the given noise multiplier, or calibrated for the target (ε, δ) over the planned steps (certified PLD/RDP
+ *      by default; the Edgeworth estimate only when allowed by name, with the certified ε at that σ reported);
+ *   4. the durable ledger (run dir artifacts/privacy/ledger.jsonl, fsynced before each update);
+ *   5. dpFit with the budget stop (always certified), the PrivacyTrackingCallback and a progress callback;
+ *      SIGINT/SIGTERM request a stop after the current step;
+ *   6. held-out accuracy, charts, tags, artifacts; status FINISHED / KILLED (budget stop, signal) / FAILED (error).
+ */
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { calibrateNoiseMultiplier, type CalibrationResult } from '../src/accounting/calibrate.ts';
+import { PrivacyLedger } from '../src/accounting/ledger.ts';
+import { initBackend } from '../src/backend/index.ts';
+import { deltaWarning } from '../src/validate.ts';
+import { MlflowClient } from '../src/tracking/mlflow-client.ts';
+import { TrackingSink } from '../src/tracking/sink.ts';
+import { dpFit } from '../src/train/index.ts';
+import type { DpCallback, DpHistory } from '../src/train/types.ts';
+import type { EpsilonResult } from '../src/accounting/types.ts';
+import { PrivacyTrackingCallback, type TrackingSummary } from './callback.ts';
+import type { TrainingConfig } from './config.ts';
+import { accuracy, buildClassifier } from './model.ts';
+import { prepareData } from './data.ts';
+
+export interface RunOptions {
+  /** Progress and messages (default: stderr). */
+  readonly log?: (line: string) => void;
+  /** Per-step progress (the CLI draws a progress bar with it). */
+  readonly onProgress?: (p: { step: number; plannedSteps: number; epsilonEdgeworth?: number; loss?: number }) => void;
+  /** Install SIGINT/SIGTERM handlers that stop after the current step (default true). */
+  readonly handleSignals?: boolean;
+  /** Environment for the tracking client (default process.env). */
+  readonly env?: NodeJS.ProcessEnv;
+  /** Where the certified ε is computed (default 'worker'). */
+  readonly certifiedIn?: 'worker' | 'inline';
+}
+
+export interface RunResult {
+  readonly runDir: string;
+  /** MLflow run page, when a server was used. */
+  readonly runUrl?: string;
+  readonly trackingUri?: string;
+  readonly experimentId?: string;
+  readonly runId?: string;
+  readonly status: TrackingSummary['status'];
+  readonly stopReason: string;
+  readonly steps: number;
+  readonly plannedSteps: number;
+  readonly noiseMultiplier: number;
+  readonly sampleRate: number;
+  readonly calibration?: CalibrationResult;
+  readonly epsilonEdgeworth?: EpsilonResult;
+  readonly epsilonCertified?: EpsilonResult;
+  readonly epsilonRdp?: EpsilonResult;
+  readonly accuracy?: number;
+  /** Everything was acknowledged by the server (false in local mode or if the server was down at the end). */
+  readonly complete: boolean;
+  readonly history?: DpHistory;
+}
+
+function timestampName(): string {
+  return new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
+}
+
+/** Run one training from a validated configuration (see loadConfig / validateConfig). */
+export async function runTraining(config: TrainingConfig, options: RunOptions = {}): Promise<RunResult> {
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const env = options.env ?? process.env;
+  const trackingUri = config.tracking.trackingUri ?? (env.MLFLOW_TRACKING_URI || undefined);
+  const runName = config.name ?? 'ewtune';
+  const runDir = resolve(config.tracking.runDir, `${timestampName()}-${runName}`.replace(/[^A-Za-z0-9._-]/g, '_'));
+  mkdirSync(runDir, { recursive: true });
+
+  // 1. Tracking: fails here, before any training, if the server is unreachable or rejects us.
+  const client = trackingUri ? MlflowClient.fromEnv(trackingUri, env) : undefined;
+  const sink = await TrackingSink.open({ runDir, client, experimentName: config.experimentName, runName, onUnreachable: 'throw' });
+  const remote = sink.remote;
+  if (remote) log(`ewtune: MLflow run ${remote.runId} in experiment ${remote.experimentId} on ${remote.trackingUri}`);
+  else log(`ewtune: no tracking server (option, config or MLFLOW_TRACKING_URI): writing the run to ${runDir}`);
+
+  let callback: PrivacyTrackingCallback | undefined;
+  let data: ReturnType<typeof prepareData> | undefined;
+  let model: tf.LayersModel | undefined;
+  let ledger: PrivacyLedger | undefined;
+  const signals: Array<[NodeJS.Signals, () => void]> = [];
+  let signalled: NodeJS.Signals | undefined;
+  try {
+    // 2. Backend, data, model.
+    const backend = await initBackend(config.training.backend);
+    log(`ewtune: backend ${backend}; loading data and the pre-trained embedding`);
+    data = prepareData(config);
+    model = buildClassifier(config, data.vocabularySize, data.vectors);
+    const datasetSize = data.train.size;
+    const E = config.training.expectedBatchSize;
+    if (E > datasetSize) throw new Error(`/training/expectedBatchSize (${E}) exceeds the training set size (${datasetSize})`);
+    const sampleRate = E / datasetSize;
+    const stepsPerEpoch = Math.ceil(datasetSize / E);
+    const plannedSteps = config.training.steps ?? Math.ceil((config.training.epochs as number) * datasetSize / E);
+    const { delta, targetEpsilon } = config.privacy;
+    const warning = deltaWarning(delta, datasetSize);
+    if (warning) log(`ewtune: warning: ${warning}`);
+
+    // 3. σ.
+    let calibration: CalibrationResult | undefined;
+    let noiseMultiplier = config.privacy.noiseMultiplier;
+    if (noiseMultiplier === undefined) {
+      calibration = calibrateNoiseMultiplier({
+        targetEpsilon: targetEpsilon as number, delta, sampleRate, steps: plannedSteps, accountant: config.privacy.accountant,
+        allowEstimate: config.privacy.allowEstimate, order: config.privacy.edgeworthOrder,
+        valueDiscretizationInterval: config.privacy.valueDiscretizationInterval,
+      });
+      noiseMultiplier = calibration.noiseMultiplier;
+      log(`ewtune: calibrated noiseMultiplier ${noiseMultiplier.toPrecision(6)} for ε ≤ ${targetEpsilon} at δ ${delta} over ${plannedSteps} steps `
+        + `(${calibration.accountant}: ε ${calibration.epsilon.toPrecision(6)}, ${calibration.kind}`
+        + `${calibration.certifiedEpsilon ? `; certified ε at this σ ${calibration.certifiedEpsilon.epsilon.toPrecision(6)}` : ''})`);
+    }
+
+    // Params once.
+    const params: Record<string, string | number | boolean> = {
+      noise_multiplier: noiseMultiplier, l2_norm_clip: config.training.l2NormClip, sampling_rate: sampleRate,
+      expected_batch_size: E, dataset_size: datasetSize, steps: plannedSteps, steps_per_epoch: stepsPerEpoch,
+      target_delta: delta, accountant: config.privacy.accountant, sampler: config.privacy.sampler,
+      noise_mode: config.privacy.noiseMode, backend, optimizer: config.training.optimizer,
+      learning_rate: config.training.learningRate, max_tokens: config.data.maxTokens, vocabulary_size: data.vocabularySize,
+      model_dim: config.model.dModel, heads: config.model.heads, ffn_dim: config.model.ffnDim, layers: config.model.layers,
+      embedding: config.model.embedding, freeze_embedding: config.model.freezeEmbedding, data: config.data.kind,
+    };
+    if (config.training.epochs !== undefined) params.epochs = config.training.epochs;
+    if (targetEpsilon !== undefined) params.target_epsilon = targetEpsilon;
+    if (config.training.maxSteps !== undefined) params.max_steps = config.training.maxSteps;
+    for (const [k, v] of Object.entries(params)) sink.logParam(k, v);
+    if (calibration?.certifiedEpsilon) sink.setTag('ewtune.calibration_certified_epsilon', String(calibration.certifiedEpsilon.epsilon));
+
+    // 4. Ledger (in the run directory's artifacts, uploaded at the end).
+    const ledgerPath = join(runDir, 'artifacts', 'privacy', 'ledger.jsonl');
+    mkdirSync(join(runDir, 'artifacts', 'privacy'), { recursive: true });
+    ledger = await PrivacyLedger.create(ledgerPath, {
+      datasetSize, l2NormClip: config.training.l2NormClip, sampler: config.privacy.sampler, adjacency: 'add-remove',
+      noiseMode: config.privacy.noiseMode, accountant: config.privacy.accountant === 'rdp' ? 'rdp' : 'pld',
+    });
+
+    // 5. Train.
+    callback = new PrivacyTrackingCallback({
+      sink, delta, targetEpsilon, plannedSteps, certifiedEveryFraction: config.tracking.certifiedEveryFraction,
+      edgeworthOrder: config.privacy.edgeworthOrder, certifiedIn: options.certifiedIn,
+    });
+    const trackingCallback = callback;
+    const progress: DpCallback = {
+      onBatchEnd: (_batch, logs = {}) => {
+        options.onProgress?.({ step: trackingCallback.steps, plannedSteps, loss: logs.loss, epsilonEdgeworth: trackingCallback.lastEpsilonEdgeworth });
+      },
+    };
+    const stoppable = model as tf.LayersModel & { stopTraining: boolean };
+    if (options.handleSignals ?? true) {
+      for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+        const handler = () => {
+          if (signalled) process.exit(sig === 'SIGINT' ? 130 : 143); // second signal: leave now (the ledger is durable)
+          signalled = sig;
+          stoppable.stopTraining = true;
+          log(`\newtune: ${sig}: stopping after the current step (again to exit at once)`);
+        };
+        process.on(sig, handler);
+        signals.push([sig, handler]);
+      }
+    }
+    const x = data.train.ids;
+    const y = data.train.labels;
+    const history = await dpFit(model, { x, y }, {
+      steps: plannedSteps, expectedBatchSize: E, maxPhysicalBatchSize: config.training.maxPhysicalBatchSize,
+      l2NormClip: config.training.l2NormClip, noiseMultiplier, optimizer: config.training.optimizer,
+      learningRate: config.training.learningRate, loss: 'sparseCategoricalCrossentropy', sampler: config.privacy.sampler,
+      noise: config.privacy.noiseMode, ledger, callbacks: [callback, progress],
+      budget: {
+        ...(targetEpsilon !== undefined ? { epsilon: targetEpsilon, delta, accountant: config.privacy.accountant === 'rdp' ? 'rdp' as const : 'pld' as const } : {}),
+        ...(config.training.maxSteps !== undefined ? { maxSteps: config.training.maxSteps } : {}),
+      },
+    });
+    if (history.fallbackLayers.length > 0) log(`ewtune: layers clipped by the per-example loop: ${history.fallbackLayers.join(', ')}`);
+
+    // 6. Evaluate (the test split is held out; its accuracy is not covered by ε but is not private training data).
+    let testAccuracy: number | undefined;
+    if (config.training.evaluate && data.test.size > 0) {
+      testAccuracy = accuracy(model, data.test.ids, data.test.labels);
+      sink.record('eval/accuracy', testAccuracy, callback.steps);
+    }
+    const stopReason = signalled ? `signal:${signalled}` : history.stopReason;
+    const summary = await callback.finish({
+      history, stopReason,
+      extraSummary: [['noise multiplier σ', noiseMultiplier.toPrecision(6)], ['sample rate q', sampleRate.toPrecision(6)],
+        ['held-out accuracy', testAccuracy === undefined ? 'n/a' : testAccuracy.toFixed(4)]],
+    });
+    callback = undefined;
+    return {
+      runDir, trackingUri: remote?.trackingUri, experimentId: remote?.experimentId, runId: remote?.runId,
+      runUrl: remote ? `${remote.trackingUri.replace(/\/$/, '')}/#/experiments/${remote.experimentId}/runs/${remote.runId}` : undefined,
+      status: summary.status, stopReason: summary.stopReason, steps: summary.steps, plannedSteps, noiseMultiplier, sampleRate,
+      calibration, epsilonEdgeworth: summary.epsilonEdgeworth, epsilonCertified: summary.epsilonCertified,
+      epsilonRdp: summary.epsilonRdp, accuracy: testAccuracy, complete: summary.close.complete, history,
+    };
+  } catch (error) {
+    // FAILED, with everything recorded so far kept (spool, ledger) and sent where possible.
+    sink.setTag('ewtune.error', String((error as Error).message ?? error).slice(0, 4000));
+    if (callback) await callback.finish({ stopReason: 'error', status: 'FAILED' }).catch(() => undefined);
+    else await sink.close({ status: 'FAILED' }).catch(() => undefined);
+    throw error;
+  } finally {
+    for (const [sig, handler] of signals) process.off(sig, handler);
+    await ledger?.close().catch(() => undefined);
+    model?.dispose();
+    data?.dispose();
+  }
+}
