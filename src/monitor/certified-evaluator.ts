@@ -31,10 +31,12 @@ export class WorkerCertifiedEvaluator implements CertifiedEvaluator {
   readonly #pending = new Map<number, { resolve: (r: EpsilonResult) => void; reject: (e: Error) => void }>();
   #nextId = 1;
   #closed = false;
+  /** Set once the worker died: later requests fail at once instead of waiting forever. */
+  #dead: Error | undefined;
 
   constructor(private readonly options: PldEvaluatorOptions = {}) {
-    // The sources are TypeScript run through tsx: the worker needs the same loader.
-    this.#worker = new Worker(new URL('./certified-worker.ts', import.meta.url), { execArgv: ['--import', 'tsx'] });
+    // The sources are TypeScript run through tsx: the JS entry registers the loader in the worker thread.
+    this.#worker = new Worker(new URL('./certified-worker-entry.mjs', import.meta.url));
     this.#worker.unref();
     this.#worker.on('message', (msg: { id: number; result?: EpsilonResult; error?: string }) => {
       const p = this.#pending.get(msg.id);
@@ -43,9 +45,13 @@ export class WorkerCertifiedEvaluator implements CertifiedEvaluator {
       if (msg.error !== undefined || !msg.result) p.reject(new Error(`certified accountant failed: ${msg.error}`));
       else p.resolve(msg.result);
     });
-    this.#worker.on('error', (err) => this.#failAll(err));
+    this.#worker.on('error', (err) => {
+      this.#dead ??= err;
+      this.#failAll(err);
+    });
     this.#worker.on('exit', (code) => {
-      if (this.#pending.size > 0) this.#failAll(new Error(`certified accountant worker exited with code ${code}`));
+      this.#dead ??= new Error(`certified accountant worker exited with code ${code}`);
+      this.#failAll(this.#dead);
     });
   }
 
@@ -56,6 +62,7 @@ export class WorkerCertifiedEvaluator implements CertifiedEvaluator {
 
   epsilon(segments: readonly StepSegment[], delta: number): Promise<EpsilonResult> {
     if (this.#closed) return Promise.reject(new Error('certified evaluator is closed'));
+    if (this.#dead) return Promise.reject(this.#dead);
     const id = this.#nextId++;
     return new Promise<EpsilonResult>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });

@@ -213,6 +213,14 @@ export async function dpFit(model: TrainableModel, data: DpData, args: DpFitArgs
   let stopReason: StopReason = 'completed';
   const fallback = new Set<string>();
   const stoppable = model as { stopTraining?: boolean };
+  // An uncompiled tf.Sequential has no inner model yet and refuses stopTraining: build it (no compile needed).
+  if (model instanceof tf.Sequential) {
+    try {
+      stoppable.stopTraining = false;
+    } catch {
+      model.build();
+    }
+  }
   stoppable.stopTraining = false;
 
   callbacks.setModel(model);
