@@ -1,1 +1,42 @@
+/**
+ * ewtune's public API (the engine). The integration surface for training programs (tracking callback, config,
+ * whole runs) is `ewtune/plugin` (plugin/index.ts).
+ */
 export * from './errors.ts';
+export type { AccountantName, BoundKind, StepSegment, EpsilonResult, DeltaResult, PrivacyAccountant } from './accounting/types.ts';
+
+// Accountants: Edgeworth (estimate), RDP and PLD (certified upper bounds), GDP/CLT (estimate).
+export { EdgeworthAccountant, edgeworthEpsilon, edgeworthDelta } from './accounting/edgeworth/index.ts';
+export type { EdgeworthOptions, EdgeworthDirections, EdgeworthOrder } from './accounting/edgeworth/index.ts';
+export { RdpAccountant, rdpEpsilon, rdpDelta, OPACUS_DEFAULT_ORDERS } from './accounting/rdp/index.ts';
+export type { RdpOptions } from './accounting/rdp/index.ts';
+export { PldAccountant, pldEpsilon, pldDelta, DEFAULT_VALUE_DISCRETIZATION_INTERVAL } from './accounting/pld/index.ts';
+export { GdpAccountant, gdpEpsilon, gdpDelta, gdpMu } from './accounting/gdp.ts';
+export { createAccountant, isCertified, ACCOUNTANT_NAMES } from './accounting/factory.ts';
+export type { AccountantFactoryOptions } from './accounting/factory.ts';
+export { calibrateNoiseMultiplier } from './accounting/calibrate.ts';
+export type { CalibrationOptions, CalibrationResult } from './accounting/calibrate.ts';
+export { PrivacyLedger } from './accounting/ledger.ts';
+export type { LedgerConfig, LedgerRecord, LedgerStepRecord, LedgerStepInput } from './accounting/ledger.ts';
+
+// Training: the DP loop, the single step, per-example clipping, noise, sampling, budget, backends.
+export { dpFit, dpStep, validateFit, clippedGradientSum, privatiseGradient } from './train/index.ts';
+export type { DpFitArgs, DpHistory, DpBudget, DpCallback, DpData, StepInfo, StepRecord, StopReason, StepLedger, TrainableModel } from './train/types.ts';
+export { computeClippedGradients, naiveClippedGradients } from './dp/per-example/index.ts';
+export type { ClippingStrategy, BuiltinLossName, PerExampleLossFn, ClippedGradientResult } from './dp/per-example/index.ts';
+export { createNoiseSource, effectiveNoiseMultiplier } from './dp/noise.ts';
+export type { NoiseMode, NoiseSource } from './dp/noise.ts';
+export { poissonSample, shuffledBatches, splitVirtualBatch } from './dp/sampling.ts';
+export { BudgetPolicy } from './budget/index.ts';
+export { initBackend, setWasmFastKernels, wasmFastKernelsEnabled } from './backend/index.ts';
+export type { BackendPreference } from './backend/index.ts';
+export { createTransformerClassifier, createTransformerBlockModel, transformerEncoderBlock, PositionEmbedding, ScaledDotProductAttention } from './models/transformer.ts';
+
+// Tracking: MLflow REST client, spooling sink, replay; the live privacy monitor.
+export { MlflowClient } from './tracking/mlflow-client.ts';
+export { MlflowError } from './tracking/errors.ts';
+export { TrackingSink } from './tracking/sink.ts';
+export type { TrackingSinkOptions } from './tracking/sink.ts';
+export { replayRunDir } from './tracking/replay.ts';
+export { PrivacyMonitor } from './monitor/privacy-monitor.ts';
+export { InlineCertifiedEvaluator, WorkerCertifiedEvaluator } from './monitor/certified-evaluator.ts';
