@@ -31,9 +31,9 @@ export const METRIC_KINDS = {
   'privacy/delta': 'estimate',
   'privacy/epsilon_rdp': 'upper',
   'privacy/epsilon_certified': 'upper',
-  'train/loss': 'not-private-accounted',
-  'train/batch_size': 'not-private-accounted',
-  'eval/accuracy': 'not-private-accounted',
+  'train/loss': 'none',
+  'train/batch_size': 'none',
+  'eval/accuracy': 'none',
 } as const;
 
 export interface PrivacyTrackingCallbackOptions {
