@@ -170,6 +170,38 @@ function composeAt(segments: readonly StepSegment[], h: number): ComposedHistory
   return out;
 }
 
+/** A query answered in both directions of a composed history: the larger answer and the details that go with it. */
+function queryBothDirections(
+  segments: readonly StepSegment[],
+  options: PldOptions | undefined,
+  names: readonly [string, string],
+  query: (pld: DiscretePld) => number,
+): { value: number; details: PldDetails & Readonly<Record<string, unknown>> } {
+  const h = resolveInterval(options);
+  if (segments.length === 0) {
+    return { value: 0, details: { valueDiscretizationInterval: h, infinityMass: 0, truncatedMass: 0, dominatingDirection: 'remove', fftSize: 0 } };
+  }
+  const c = composeHistory(segments, h);
+  const usedH = c.valueDiscretizationInterval;
+  const remove = query(c.remove);
+  const add = c.add ? query(c.add) : remove;
+  const addWins = c.add !== null && add > remove;
+  const dom = addWins ? c.add! : c.remove;
+  return {
+    value: Math.max(remove, add),
+    details: {
+      valueDiscretizationInterval: usedH,
+      ...(usedH !== h ? { requestedValueDiscretizationInterval: h } : {}),
+      infinityMass: dom.infinityMass,
+      truncatedMass: dom.info.truncatedMass,
+      dominatingDirection: addWins ? 'add' : 'remove',
+      [names[0]]: remove,
+      [names[1]]: add,
+      fftSize: c.remove.info.fftSize,
+    },
+  };
+}
+
 /**
  * Certified upper bound on ε at `delta` for the history (add/remove adjacency, Poisson-subsampled Gaussian
  * steps). An empty history gives ε = 0. Pure (apart from the caches).
@@ -181,38 +213,8 @@ export function pldEpsilon(
 ): EpsilonResult & { readonly details: PldDetails } {
   validateSegments(segments);
   assertDelta(delta, 'delta');
-  const h = resolveInterval(options);
-  if (segments.length === 0) {
-    return {
-      accountant: 'pld',
-      kind: 'upper',
-      delta,
-      epsilon: 0,
-      details: { valueDiscretizationInterval: h, infinityMass: 0, truncatedMass: 0, dominatingDirection: 'remove', fftSize: 0 },
-    };
-  }
-  const c = composeHistory(segments, h);
-  const usedH = c.valueDiscretizationInterval;
-  const epsilonRemove = pmfEpsilonForDelta(c.remove, delta);
-  const epsilonAdd = c.add ? pmfEpsilonForDelta(c.add, delta) : epsilonRemove;
-  const addWins = c.add !== null && epsilonAdd > epsilonRemove;
-  const dom = addWins ? c.add! : c.remove;
-  return {
-    accountant: 'pld',
-    kind: 'upper',
-    delta,
-    epsilon: Math.max(epsilonRemove, epsilonAdd),
-    details: {
-      valueDiscretizationInterval: usedH,
-      ...(usedH !== h ? { requestedValueDiscretizationInterval: h } : {}),
-      infinityMass: dom.infinityMass,
-      truncatedMass: dom.info.truncatedMass,
-      dominatingDirection: addWins ? 'add' : 'remove',
-      epsilonRemove,
-      epsilonAdd,
-      fftSize: c.remove.info.fftSize,
-    },
-  };
+  const { value, details } = queryBothDirections(segments, options, ['epsilonRemove', 'epsilonAdd'], (pld) => pmfEpsilonForDelta(pld, delta));
+  return { accountant: 'pld', kind: 'upper', delta, epsilon: value, details };
 }
 
 /** Certified upper bound on δ at `epsilon` (≥ 0) for the history. An empty history gives δ = 0. */
@@ -223,36 +225,6 @@ export function pldDelta(
 ): DeltaResult & { readonly details: PldDetails } {
   validateSegments(segments);
   assertEpsilon(epsilon, 'epsilon', true);
-  const h = resolveInterval(options);
-  if (segments.length === 0) {
-    return {
-      accountant: 'pld',
-      kind: 'upper',
-      epsilon,
-      delta: 0,
-      details: { valueDiscretizationInterval: h, infinityMass: 0, truncatedMass: 0, dominatingDirection: 'remove', fftSize: 0 },
-    };
-  }
-  const c = composeHistory(segments, h);
-  const usedH = c.valueDiscretizationInterval;
-  const deltaRemove = pmfDeltaForEpsilon(c.remove, epsilon);
-  const deltaAdd = c.add ? pmfDeltaForEpsilon(c.add, epsilon) : deltaRemove;
-  const addWins = c.add !== null && deltaAdd > deltaRemove;
-  const dom = addWins ? c.add! : c.remove;
-  return {
-    accountant: 'pld',
-    kind: 'upper',
-    epsilon,
-    delta: Math.max(deltaRemove, deltaAdd),
-    details: {
-      valueDiscretizationInterval: usedH,
-      ...(usedH !== h ? { requestedValueDiscretizationInterval: h } : {}),
-      infinityMass: dom.infinityMass,
-      truncatedMass: dom.info.truncatedMass,
-      dominatingDirection: addWins ? 'add' : 'remove',
-      deltaRemove,
-      deltaAdd,
-      fftSize: c.remove.info.fftSize,
-    },
-  };
+  const { value, details } = queryBothDirections(segments, options, ['deltaRemove', 'deltaAdd'], (pld) => pmfDeltaForEpsilon(pld, epsilon));
+  return { accountant: 'pld', kind: 'upper', epsilon, delta: value, details };
 }
