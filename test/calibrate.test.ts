@@ -62,6 +62,66 @@ describe('calibrateNoiseMultiplier', () => {
     assert.ok(r.noiseMultiplier / sigmaExact - 1 < 5e-4, String(r.noiseMultiplier));
   });
 
+  describe('PLD: smallest σ on the final grid, to relativeTolerance (coarse-grid bracketing must not change the answer)', () => {
+    // EW-Tune's settings (batch 2000, 20 epochs, ε = 8; dataset sizes SST-2 67349, MNLI 392702, steps =
+    // ceil(20/q)) and a few generic ones; one with a non-default grid. For each: ε(σ) ≤ target on the grid the
+    // caller asked for, ε(σ·(1 − 2e-4)) > target there, and the reported σ' ∈ [σ(1 − 1e-4), σ) misses the target.
+    const cases: { name: string; q: number; steps: number; eps: number; delta: number; h?: number; maxFinal?: number }[] = [
+      { name: 'SST-2 δ=1e-5', q: 2000 / 67349, steps: 674, eps: 8, delta: 1e-5, maxFinal: 4 },
+      { name: 'MNLI δ=1e-6', q: 2000 / 392702, steps: 3928, eps: 8, delta: 1e-6, maxFinal: 4 },
+      { name: 'q=0.01, 1000 steps, ε=1', q: 0.01, steps: 1000, eps: 1, delta: 1e-5 },
+      { name: 'q=1, 10 steps, ε=2', q: 1, steps: 10, eps: 2, delta: 1e-5 },
+      { name: 'q=0.02, 3000 steps, ε=0.3', q: 0.02, steps: 3000, eps: 0.3, delta: 1e-5 },
+      { name: 'q=0.01, 300 steps, ε=3, h=1e-3', q: 0.01, steps: 300, eps: 3, delta: 1e-5, h: 1e-3 },
+    ];
+    const pldAt = (q: number, sigma: number, steps: number, delta: number, h?: number): number => {
+      const acc = createAccountant('pld', h === undefined ? {} : { valueDiscretizationInterval: h });
+      acc.compose({ sampleRate: q, noiseMultiplier: sigma }, steps);
+      return acc.getEpsilon(delta).epsilon;
+    };
+    for (const c of cases) {
+      it(c.name, function () {
+        this.timeout(60000);
+        const r = calibrateNoiseMultiplier({
+          targetEpsilon: c.eps,
+          delta: c.delta,
+          sampleRate: c.q,
+          steps: c.steps,
+          ...(c.h === undefined ? {} : { valueDiscretizationInterval: c.h }),
+        });
+        const sigma = r.noiseMultiplier;
+        const atSigma = pldAt(c.q, sigma, c.steps, c.delta, c.h);
+        assert.equal(atSigma, r.epsilon);
+        assert.ok(atSigma <= c.eps, `ε(${sigma}) = ${atSigma}`);
+        const below = pldAt(c.q, sigma * (1 - 2e-4), c.steps, c.delta, c.h);
+        assert.ok(below > c.eps, `ε(σ(1 − 2e-4)) = ${below} should exceed ${c.eps}`);
+        const lower = r.lowerNoiseMultiplier;
+        assert.ok(lower !== undefined && lower < sigma && lower >= sigma * (1 - 1e-4), `σ' = ${lower}, σ = ${sigma}`);
+        assert.ok(pldAt(c.q, lower, c.steps, c.delta, c.h) > c.eps);
+        assert.ok(r.finalGridIterations !== undefined && r.finalGridIterations >= 2 && r.finalGridIterations <= r.iterations);
+        if (c.maxFinal !== undefined) assert.ok(r.finalGridIterations <= c.maxFinal, `final-grid evaluations ${r.finalGridIterations}`);
+      });
+    }
+
+    it('a target met already at minNoiseMultiplier returns it (no σ\' below)', () => {
+      const r = calibrateNoiseMultiplier({ targetEpsilon: 50, delta: 1e-5, sampleRate: 0.01, steps: 10, minNoiseMultiplier: 0.8 });
+      assert.equal(r.noiseMultiplier, 0.8);
+      assert.equal(r.lowerNoiseMultiplier, undefined);
+      assert.ok(r.epsilon <= 50);
+      assert.equal(pldAt(0.01, 0.8, 10, 1e-5), r.epsilon);
+    });
+
+    it('unreachable by PLD → UnreachableTargetError quoting the final-grid ε at maxNoiseMultiplier', () => {
+      assert.throws(
+        () => calibrateNoiseMultiplier({ targetEpsilon: 0.01, delta: 1e-5, sampleRate: 0.5, steps: 1000, maxNoiseMultiplier: 4 }),
+        (e: unknown) =>
+          e instanceof UnreachableTargetError &&
+          /maxNoiseMultiplier=4 is /.test(e.message) &&
+          e.message.endsWith(String(pldAt(0.5, 4, 1000, 1e-5))),
+      );
+    });
+  });
+
   it('estimates need allowEstimate; then the certified PLD ε at σ is reported', () => {
     const base = { targetEpsilon: 3, delta: 1e-5, sampleRate: 0.01, steps: 300 };
     for (const accountant of ['edgeworth', 'gdp'] as const) {
