@@ -183,6 +183,20 @@ describe('backend: wasm fast kernels', function () {
       });
   });
 
+  it('UnsortedSegmentSum (missing in stock tfjs-wasm) equals cpu; a trainable Embedding gets its gradient on wasm', async () => {
+    const xs = Array.from({ length: 7 * 3 }, (_, i) => Math.sin(i) * 10);
+    const ids = [4, 0, 4, 2, -1, 9, 0];
+    const onWasm = tf.tidy(() => tf.unsortedSegmentSum(tf.tensor2d(xs, [7, 3]), tf.tensor1d(ids, 'int32'), 5).arraySync());
+    await tf.setBackend('cpu');
+    const onCpu = tf.tidy(() => tf.unsortedSegmentSum(tf.tensor2d(xs, [7, 3]), tf.tensor1d(ids, 'int32'), 5).arraySync());
+    const cpuGrad = tf.tidy(() => tf.grad((t: tf.Tensor) => tf.gather(t, tf.tensor1d([1, 3, 1, 0], 'int32')).square().sum())(tf.tensor2d(xs.slice(0, 12), [4, 3])).arraySync());
+    await tf.setBackend('wasm');
+    const wasmGrad = tf.tidy(() => tf.grad((t: tf.Tensor) => tf.gather(t, tf.tensor1d([1, 3, 1, 0], 'int32')).square().sum())(tf.tensor2d(xs.slice(0, 12), [4, 3])).arraySync());
+    assert.deepEqual(onWasm, onCpu);
+    (onWasm as number[][]).flat().forEach((v, i) => assert.ok(Math.abs(v - (onCpu as number[][]).flat()[i]) <= 1e-5));
+    (wasmGrad as number[][]).flat().forEach((v, i) => assert.ok(Math.abs(v - (cpuGrad as number[][]).flat()[i]) <= 1e-4, `${v} vs ${(cpuGrad as number[][]).flat()[i]}`));
+  });
+
   it('no leaked tensors or wasm allocations', async () => {
     await tf.setBackend('wasm');
     const x = tf.tensor(values(4 * 6 * 5), [4, 6, 5]);

@@ -10,6 +10,8 @@ import * as tf from '@tensorflow/tfjs';
 import { EwtuneError, InvalidArgumentError } from '../errors.ts';
 import { setWasmFastKernels } from './wasm-kernels.ts';
 
+import { registerMissingWasmKernels } from './wasm-missing-kernels.ts';
+export { registerMissingWasmKernels } from './wasm-missing-kernels.ts';
 export { checkWasmInternals, setWasmFastKernels, wasmFastKernelsEnabled, WASM_KERNELS_TFJS_VERSION } from './wasm-kernels.ts';
 
 /** Which backend to use. */
@@ -72,6 +74,7 @@ async function tryWasm(fastKernels: boolean): Promise<boolean> {
     for (const l of process.listeners('uncaughtException')) if (!before.uncaughtException.has(l)) process.off('uncaughtException', l);
     for (const l of process.listeners('unhandledRejection')) if (!before.unhandledRejection.has(l)) process.off('unhandledRejection', l);
   }
+  registerMissingWasmKernels();
   setWasmFastKernels(fastKernels);
   return true;
 }

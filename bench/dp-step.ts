@@ -1,0 +1,374 @@
+/**
+ * Cost of a DP-SGD step against a non-private step, on the WASM backend, side by side in one process
+ * (`npm run bench:dp-step`).
+ *
+ * Models: (a) a 784-256-256-10 MLP (tfjs-layers Sequential), batch 32; (b) one transformer encoder block
+ * (src/models/transformer.ts createTransformerBlockModel: d=128, 4 heads, T=64, FFN 512, 2 classes), batch 32.
+ * Steps timed for each model in interleaved rounds (every variant once per round, so machine noise hits all of them
+ * alike), median over the rounds after warm-up; every step ends with optimizer.applyGradients (SGD):
+ *   - non-private, the same model written in tfjs-core ops on the model's own variables (checked to compute the same
+ *     function): tf.variableGrads of the mean loss;
+ *   - non-private through the tfjs-layers model (model.apply): the same, but tfjs-layers' LayerNormalization tiles
+ *     γ/β/mean/variance to the input shape and tfjs-core's Tile gradient is a loop of Slice + Add over the
+ *     repetitions (B·T of them), which makes this baseline very slow for the transformer; ratios therefore use
+ *     the faster of the two non-private steps;
+ *   - naive DP: computeClippedGradients with strategy 'naive' (per-example loop), mean of the clipped sum;
+ *   - vectorised DP without noise: computeClippedGradients (strategy 'auto'), mean of the clipped sum;
+ *   - vectorised DP with noise: the real dpStep (src/train/dp-step.ts) with the node:crypto Gaussian NoiseSource;
+ *     its noise stage alone (privatiseGradient on a realised clipped sum) is shown as well.
+ * Then the WASM fast-kernel speed-up of dpStep: fast vs stock kernels (setWasmFastKernels), alternating
+ * A, B, A, B, ... step by step.
+ *
+ * Inputs are built deterministically (an LCG); the only randomness on the privacy path is the repo's node:crypto
+ * noise source. Every tensor is disposed (checked at the end).
+ *
+ * Output: markdown tables, then as the last line
+ *   `dp-step ratio transformer=<x> mlp=<y> wasm-speedup=<z>`
+ * with x, y = (vectorised DP step with noise) / (faster non-private step of the same model) and z = stock / fast
+ * time of the transformer's dpStep.
+ *
+ * Environment: DP_STEP_ROUNDS (default 11, at least 3) sets the number of timed rounds.
+ */
+import os from 'node:os';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend, setWasmFastKernels, wasmFastKernelsEnabled } from '../src/backend/index.ts';
+import { computeClippedGradients, resolveLoss } from '../src/dp/per-example/index.ts';
+import type { ClippingStrategy } from '../src/dp/per-example/index.ts';
+import { createNoiseSource } from '../src/dp/noise.ts';
+import type { NoiseSource } from '../src/dp/noise.ts';
+import { clippedGradientSum, dpStep, privatiseGradient } from '../src/train/dp-step.ts';
+import { createTransformerBlockModel } from '../src/models/transformer.ts';
+
+const BATCH = 32;
+const L2_NORM_CLIP = 1;
+const NOISE_MULTIPLIER = 1;
+const LEARNING_RATE = 0.01;
+const ROUNDS = Math.max(3, Number(process.env.DP_STEP_ROUNDS ?? 11));
+
+/** Deterministic uniforms in [-1, 1) from a 32-bit LCG (benchmark inputs only; never privacy noise). */
+function lcgTensor(shape: number[], seed: number, scale = 1): tf.Tensor {
+  let s = seed >>> 0;
+  const n = shape.reduce((p, d) => p * d, 1);
+  const data = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    data[i] = scale * (2 * (s / 2 ** 32) - 1);
+  }
+  return tf.tensor(data, shape, 'float32');
+}
+
+/** Forces completion of pending work on any backend by reading one value of `t`. */
+function sync(t: tf.Tensor): void {
+  const one = tf.tidy(() => tf.slice(tf.reshape(t, [-1]), 0, 1));
+  one.dataSync();
+  one.dispose();
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+async function timeOnce(f: () => void | Promise<unknown>): Promise<number> {
+  const t0 = performance.now();
+  await f();
+  return performance.now() - t0;
+}
+
+interface Case {
+  readonly key: 'mlp' | 'transformer';
+  readonly label: string;
+  readonly model: tf.LayersModel;
+  readonly x: tf.Tensor;
+  readonly y: tf.Tensor;
+  /** The same model (same weight variables) written in tfjs-core ops: probabilities [B, classes]. */
+  readonly coreForward: (x: tf.Tensor) => tf.Tensor;
+  /** Naive (per-example loop) DP steps are slow: time them in one round out of `naiveEvery`. */
+  readonly naiveEvery: number;
+}
+
+interface Variants {
+  readonly layersNonPrivate: () => void;
+  readonly coreNonPrivate: () => void;
+  readonly naiveDp: () => void;
+  readonly vectorisedDp: () => void;
+  readonly dpWithNoise: () => Promise<unknown>;
+  readonly privatise: () => void;
+  readonly parameters: number;
+  dispose(): void;
+}
+
+function makeVariants(c: Case, noise: NoiseSource): Variants {
+  const loss = resolveLoss('sparseCategoricalCrossentropy');
+  const vars = c.model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const parameters = vars.reduce((p, v) => p + v.size, 0);
+  const optimizer = tf.train.sgd(LEARNING_RATE);
+  const indices = Int32Array.from({ length: BATCH }, (_, i) => i);
+  const data = { x: c.x, y: c.y };
+  const options = {
+    l2NormClip: L2_NORM_CLIP, loss: 'sparseCategoricalCrossentropy' as const, noiseMultiplier: NOISE_MULTIPLIER,
+    expectedBatchSize: BATCH, noise, optimizer,
+  };
+  // A realised clipped sum (host arrays, no tensors held) to time the noise stage of dpStep on its own.
+  const batchSum = clippedGradientSum(c.model, data, indices, options);
+
+  const nonPrivate = (predict: (x: tf.Tensor) => tf.Tensor) => () => {
+    tf.tidy(() => {
+      const { grads } = tf.variableGrads(() => tf.mean(loss(c.y, predict(c.x))) as tf.Scalar, vars);
+      optimizer.applyGradients(grads);
+    });
+    sync(vars[0]);
+  };
+  const clippedStep = (strategy: ClippingStrategy) => () => {
+    const r = computeClippedGradients(c.model, c.x, c.y, { l2NormClip: L2_NORM_CLIP, loss: 'sparseCategoricalCrossentropy', strategy });
+    try {
+      tf.tidy(() => {
+        const grads: tf.NamedTensorMap = {};
+        for (const [name, sum] of r.clippedSum) grads[name] = tf.div(sum, BATCH);
+        optimizer.applyGradients(grads);
+      });
+    } finally {
+      tf.dispose([...r.clippedSum.values()]);
+    }
+    sync(vars[0]);
+  };
+
+  return {
+    parameters,
+    layersNonPrivate: nonPrivate((x) => c.model.apply(x, { training: false }) as tf.Tensor),
+    coreNonPrivate: nonPrivate(c.coreForward),
+    naiveDp: clippedStep('naive'),
+    vectorisedDp: clippedStep('auto'),
+    async dpWithNoise() {
+      await dpStep(c.model, data, indices, options);
+      sync(vars[0]);
+    },
+    privatise() {
+      tf.dispose(privatiseGradient(batchSum, options));
+    },
+    dispose() {
+      optimizer.dispose();
+    },
+  };
+}
+
+interface CaseResult {
+  readonly parameters: number;
+  readonly layersNonPrivate: number;
+  readonly coreNonPrivate: number;
+  readonly naiveDp: number;
+  readonly vectorisedDp: number;
+  readonly dpWithNoise: number;
+  readonly privatise: number;
+  readonly samples: { main: number; naive: number };
+}
+
+/** The core-ops forward pass must compute the same function as the layers model (else the baseline is void). */
+function checkSameFunction(c: Case): void {
+  const diff = tf.tidy(() => tf.max(tf.abs(tf.sub(c.model.apply(c.x, { training: false }) as tf.Tensor, c.coreForward(c.x)))));
+  const d = diff.dataSync()[0];
+  diff.dispose();
+  if (!(d <= 1e-5)) throw new Error(`${c.key}: core-ops forward differs from the layers model by ${d}`);
+}
+
+async function measureCase(c: Case, noise: NoiseSource): Promise<CaseResult> {
+  checkSameFunction(c);
+  const v = makeVariants(c, noise);
+  try {
+    // Warm-up: every variant twice (kernel setup, wasm memory growth), the naive loop once.
+    for (let k = 0; k < 2; k++) {
+      v.layersNonPrivate();
+      v.coreNonPrivate();
+      v.vectorisedDp();
+      await v.dpWithNoise();
+      v.privatise();
+    }
+    v.naiveDp();
+    const t = {
+      layersNonPrivate: [] as number[], coreNonPrivate: [] as number[], naiveDp: [] as number[], vectorisedDp: [] as number[],
+      dpWithNoise: [] as number[], privatise: [] as number[],
+    };
+    for (let round = 0; round < ROUNDS; round++) {
+      t.coreNonPrivate.push(await timeOnce(v.coreNonPrivate));
+      t.layersNonPrivate.push(await timeOnce(v.layersNonPrivate));
+      t.vectorisedDp.push(await timeOnce(v.vectorisedDp));
+      t.dpWithNoise.push(await timeOnce(v.dpWithNoise));
+      t.privatise.push(await timeOnce(v.privatise));
+      if (round % c.naiveEvery === 0) t.naiveDp.push(await timeOnce(v.naiveDp));
+    }
+    return {
+      parameters: v.parameters,
+      layersNonPrivate: median(t.layersNonPrivate),
+      coreNonPrivate: median(t.coreNonPrivate),
+      naiveDp: median(t.naiveDp),
+      vectorisedDp: median(t.vectorisedDp),
+      dpWithNoise: median(t.dpWithNoise),
+      privatise: median(t.privatise),
+      samples: { main: ROUNDS, naive: t.naiveDp.length },
+    };
+  } finally {
+    v.dispose();
+  }
+}
+
+/** dpStep with fast vs stock wasm kernels, alternating A, B, A, B, ... (median of each). */
+async function measureSpeedup(c: Case, noise: NoiseSource, pairs: number): Promise<{ fast: number; stock: number }> {
+  const v = makeVariants(c, noise);
+  const fast: number[] = [];
+  const stock: number[] = [];
+  try {
+    for (const enable of [true, false]) {
+      setWasmFastKernels(enable);
+      await v.dpWithNoise(); // warm-up with each kernel set
+    }
+    for (let k = 0; k < pairs; k++) {
+      setWasmFastKernels(true);
+      fast.push(await timeOnce(v.dpWithNoise));
+      setWasmFastKernels(false);
+      stock.push(await timeOnce(v.dpWithNoise));
+    }
+  } finally {
+    setWasmFastKernels(true);
+    v.dispose();
+  }
+  return { fast: median(fast), stock: median(stock) };
+}
+
+function buildMlp(): tf.LayersModel {
+  return tf.sequential({ name: 'mlp', layers: [
+    tf.layers.dense({ units: 256, inputShape: [784], activation: 'relu' }),
+    tf.layers.dense({ units: 256, activation: 'relu' }),
+    tf.layers.dense({ units: 10, activation: 'softmax' }),
+  ] });
+}
+
+/** The variable behind weight `suffix` (kernel, bias, gamma, beta) of a layer. */
+function weightOf(layer: tf.layers.Layer, suffix: string): tf.Variable {
+  const w = layer.trainableWeights.find((v) => v.name.endsWith(`/${suffix}`));
+  if (w === undefined) throw new Error(`layer ${layer.name} has no weight ${suffix}`);
+  return w.read() as tf.Variable;
+}
+
+/** The MLP's forward pass in core ops on the model's own variables. */
+function mlpCoreForward(model: tf.LayersModel): (x: tf.Tensor) => tf.Tensor {
+  const [l1, l2, l3] = model.layers;
+  const [k1, b1, k2, b2, k3, b3] = [weightOf(l1, 'kernel'), weightOf(l1, 'bias'), weightOf(l2, 'kernel'), weightOf(l2, 'bias'),
+    weightOf(l3, 'kernel'), weightOf(l3, 'bias')];
+  return (x) => {
+    const h1 = tf.relu(tf.add(tf.matMul(x, k1), b1));
+    const h2 = tf.relu(tf.add(tf.matMul(h1, k2), b2));
+    return tf.softmax(tf.add(tf.matMul(h2, k3), b3));
+  };
+}
+
+/**
+ * createTransformerBlockModel's forward pass in core ops on the model's own variables: Dense layers as 2-D products
+ * on [B·T, d], LayerNormalization (epsilon 1e-3, as tfjs-layers) with γ, β broadcast instead of tiled.
+ */
+function transformerCoreForward(model: tf.LayersModel, heads: number): (x: tf.Tensor) => tf.Tensor {
+  const dense = (name: string) => ({ kernel: weightOf(model.getLayer(name), 'kernel'), bias: weightOf(model.getLayer(name), 'bias') });
+  const norm = (name: string) => ({ gamma: weightOf(model.getLayer(name), 'gamma'), beta: weightOf(model.getLayer(name), 'beta') });
+  const [q, k, v, o, f1, f2, cls] = ['block_query', 'block_key', 'block_value', 'block_attention_output', 'block_ffn1',
+    'block_ffn2', 'classifier'].map(dense);
+  const [ln1, ln2] = ['block_ln1', 'block_ln2'].map(norm);
+  const affine = (x: tf.Tensor, p: { kernel: tf.Tensor; bias: tf.Tensor }) => tf.add(tf.matMul(x, p.kernel), p.bias);
+  const layerNorm = (x: tf.Tensor, p: { gamma: tf.Tensor; beta: tf.Tensor }) => {
+    const { mean, variance } = tf.moments(x, -1, true);
+    return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, 1e-3))), p.gamma), p.beta);
+  };
+  return (x) => {
+    const [B, T, d] = x.shape as [number, number, number];
+    const dh = d / heads;
+    const split = (t: tf.Tensor) => tf.transpose(tf.reshape(t, [B, T, heads, dh]), [0, 2, 1, 3]);
+    const x2 = tf.reshape(x, [B * T, d]);
+    const a = layerNorm(x2, ln1);
+    const scores = tf.mul(tf.matMul(split(affine(a, q)), split(affine(a, k)), false, true), 1 / Math.sqrt(dh));
+    const context = tf.matMul(tf.softmax(scores), split(affine(a, v)));
+    const merged = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [B * T, d]);
+    const h = tf.add(x2, affine(merged, o));
+    const out = tf.add(h, affine(tf.relu(affine(layerNorm(h, ln2), f1)), f2));
+    return tf.softmax(affine(tf.mean(tf.reshape(out, [B, T, d]), 1), cls));
+  };
+}
+
+const ms = (t: number) => `${t < 10 ? t.toFixed(2) : t.toFixed(1)} ms`;
+const ratio = (t: number, base: number) => `×${(t / base).toFixed(2)}`;
+
+async function main(): Promise<void> {
+  const backend = await initBackend('wasm');
+  if (backend !== 'wasm' || !wasmFastKernelsEnabled()) throw new Error(`expected wasm with fast kernels, got ${backend}`);
+  const tensorsAtStart = tf.memory().numTensors;
+  const noise = createNoiseSource('gaussian');
+  const cpu = os.cpus()[0]?.model ?? 'unknown cpu';
+  console.log(`backend ${backend} (1 thread, fast kernels), tfjs ${tf.version.tfjs}, node ${process.version}, ${cpu}, `
+    + `${os.cpus().length} cores, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(`batch ${BATCH}, C=${L2_NORM_CLIP}, σ=${NOISE_MULTIPLIER}, SGD; noise: ${noise.describe().generator}; `
+    + `${ROUNDS} interleaved rounds`);
+
+  const mlpModel = buildMlp();
+  const blockModel = createTransformerBlockModel({ sequenceLength: 64, modelDim: 128, numHeads: 4, ffnDim: 512, numClasses: 2 });
+  const cases: Case[] = [
+    {
+      key: 'mlp', label: 'MLP 784-256-256-10', model: mlpModel, coreForward: mlpCoreForward(mlpModel),
+      x: lcgTensor([BATCH, 784], 1), y: tf.tensor1d(Array.from({ length: BATCH }, (_, i) => i % 10), 'int32'),
+      naiveEvery: 1,
+    },
+    {
+      key: 'transformer', label: 'Transformer block d=128 h=4 T=64 FFN 512', model: blockModel,
+      coreForward: transformerCoreForward(blockModel, 4),
+      x: lcgTensor([BATCH, 64, 128], 2, Math.sqrt(3)), y: tf.tensor1d(Array.from({ length: BATCH }, (_, i) => i % 2), 'int32'),
+      naiveEvery: 2,
+    },
+  ];
+
+  const results = new Map<Case['key'], CaseResult>();
+  const speedups = new Map<Case['key'], { fast: number; stock: number }>();
+  const t0 = performance.now();
+  const progress = (what: string) => console.error(`  ${what} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+  for (const c of cases) {
+    results.set(c.key, await measureCase(c, noise));
+    progress(`${c.key}: step timings done`);
+    speedups.set(c.key, await measureSpeedup(c, noise, ROUNDS));
+    progress(`${c.key}: fast/stock kernels done`);
+  }
+  for (const c of cases) {
+    c.model.dispose();
+    c.x.dispose();
+    c.y.dispose();
+  }
+  const leaked = tf.memory().numTensors - tensorsAtStart;
+
+  const mlp = results.get('mlp')!;
+  const tr = results.get('transformer')!;
+  // Ratios are against the faster of the two non-private implementations of the same model (the conservative choice).
+  const base = (r: CaseResult) => Math.min(r.coreNonPrivate, r.layersNonPrivate);
+  const row = (label: string, pick: (r: CaseResult) => number) =>
+    `| ${label} | ${ms(pick(mlp))} | ${ratio(pick(mlp), base(mlp))} | ${ms(pick(tr))} | ${ratio(pick(tr), base(tr))} |`;
+  const params = (r: CaseResult) => r.parameters.toLocaleString('en-US');
+  console.log('');
+  console.log(`| one training step, WASM (1 thread, fast kernels), batch ${BATCH} | ${cases[0].label}, ${params(mlp)} params | ratio | `
+    + `${cases[1].label}, ${params(tr)} params | ratio |`);
+  console.log('|---|---:|---:|---:|---:|');
+  console.log(row('non-private, same model in tfjs-core ops (tf.variableGrads + applyGradients)', (r) => r.coreNonPrivate));
+  console.log(row('non-private, tfjs-layers model.apply (tf.variableGrads + applyGradients)', (r) => r.layersNonPrivate));
+  console.log(row('DP, naive per-example loop, no noise', (r) => r.naiveDp));
+  console.log(row('DP, vectorised, no noise', (r) => r.vectorisedDp));
+  console.log(row('**DP, vectorised + noise (dpStep)**', (r) => r.dpWithNoise));
+  console.log(row('&nbsp;&nbsp;of which noise: node:crypto Gaussian in float64, ÷B, upload', (r) => r.privatise));
+  console.log('');
+  const mlpS = speedups.get('mlp')!;
+  const trS = speedups.get('transformer')!;
+  console.log('| DP step (dpStep, with noise), WASM, batch 32 | stock kernels | fast kernels | speed-up |');
+  console.log('|---|---:|---:|---:|');
+  console.log(`| ${cases[0].label} | ${ms(mlpS.stock)} | ${ms(mlpS.fast)} | ×${(mlpS.stock / mlpS.fast).toFixed(2)} |`);
+  console.log(`| ${cases[1].label} | ${ms(trS.stock)} | ${ms(trS.fast)} | ×${(trS.stock / trS.fast).toFixed(2)} |`);
+  console.log('');
+  console.log(`Ratios: time / the faster non-private step of the same model. Medians of ${ROUNDS} interleaved rounds `
+    + `(naive loop: ${mlp.samples.naive} MLP, ${tr.samples.naive} transformer) after warm-up; fast/stock kernels `
+    + `alternated step by step (${ROUNDS} pairs). Leaked tensors: ${leaked}. Total ${((performance.now() - t0) / 1000).toFixed(0)} s.`);
+  if (leaked !== 0) console.log(`WARNING: ${leaked} tensors not disposed`);
+  console.log(`dp-step ratio transformer=${(tr.dpWithNoise / base(tr)).toFixed(2)} mlp=${(mlp.dpWithNoise / base(mlp)).toFixed(2)} `
+    + `wasm-speedup=${(trS.stock / trS.fast).toFixed(2)}`);
+}
+
+await main();
