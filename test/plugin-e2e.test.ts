@@ -248,6 +248,33 @@ describe('plugin end to end (real MLflow server, real Chromium)', function () {
     ledger.closeSync();
   });
 
+  it('the main job\'s own config (examples/spam-assassin.json) runs through `ewtune train` (2 steps, local run directory)', async () => {
+    const runs = newDir();
+    const env = { ...process.env };
+    delete env.MLFLOW_TRACKING_URI;
+    const dir = mkdtempSync(join(runs, 'cfg-'));
+    const raw = JSON.parse(readFileSync('examples/spam-assassin.json', 'utf8')) as { tracking?: object; $schema?: string };
+    raw.tracking = { runDir: join(runs, 'runs') };
+    raw.$schema = join(process.cwd(), 'schemas', 'config.schema.json');
+    writeFileSync(join(dir, 'spam-assassin.json'), JSON.stringify(raw));
+    const child = spawn(process.execPath, ['bin/ewtune.mjs', 'train', join(dir, 'spam-assassin.json'), '--max-steps', '2', '--json'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    assert.equal(code, 0, stderr);
+    const r = JSON.parse(stdout) as RunResult;
+    assert.equal(r.status, 'FINISHED');
+    assert.equal(r.stopReason, 'max-steps');
+    assert.equal(r.steps, 2);
+    assert.equal(r.plannedSteps, 113);
+    assert.equal(r.epsilonCertified?.kind, 'upper');
+    assert.equal(r.epsilonEdgeworth?.kind, 'estimate');
+    assert.ok((r.calibration?.epsilon as number) <= 3);
+    assert.match(stderr, /ewtune mlflow replay|writing the run to/);
+  });
+
   it('`ewtune train` with an invalid config: exit code 2, the message names the field; nothing runs', async () => {
     const dir = newDir();
     const path = join(dir, 'bad.json');
