@@ -23,6 +23,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
+import { dirname } from 'node:path';
 import { promisify } from 'node:util';
 import { LedgerError } from '../errors.ts';
 import { compileSchemaFile, type CompiledSchema } from '../schema/validate.ts';
@@ -174,7 +175,7 @@ export class PrivacyLedger {
     if (recovered) this.warnings.push(recovered.message);
   }
 
-  /** Create a new ledger (fails if the file exists); the header is written and fsynced before resolving. */
+  /** Create a new ledger (fails if the file exists; missing parent folders are created); the header is written and fsynced before resolving. */
   static async create(path: string, config: LedgerConfig, options: { fileOps?: LedgerFileOps } = {}): Promise<PrivacyLedger> {
     return PrivacyLedger.createSync(path, config, options);
   }
@@ -193,6 +194,7 @@ export class PrivacyLedger {
     if (!schema().check(header)) throw new LedgerError(path, `invalid ledger config: ${schema().lastErrors.join('; ')}`, 1);
     let fd: number;
     try {
+      fs.mkdirSync(dirname(path), { recursive: true });
       fd = ops.openSync(path, 'wx');
     } catch (err) {
       throw new LedgerError(path, `cannot create ledger: ${(err as Error).message}`);
