@@ -47,7 +47,7 @@ export function epsilonVsStepSvg(points: readonly EpsilonPoint[], options: { del
         encoding: {
           x: { field: 'step', type: 'quantitative', title: 'step' },
           y: { field: 'epsilon', type: 'quantitative', title: 'ε' },
-          color: { field: 'series', type: 'nominal', title: null, legend: { orient: 'bottom-right' } },
+          color: { field: 'series', type: 'nominal', title: null, legend: { orient: 'bottom-right', labelLimit: 400 } },
         },
       },
       ...(options.budgetEpsilon !== undefined
@@ -77,7 +77,7 @@ export function epsilonDeltaSvg(points: readonly EpsilonDeltaPoint[], options: {
     encoding: {
       x: { field: 'epsilon', type: 'quantitative', title: 'ε' },
       y: { field: 'delta', type: 'quantitative', title: 'δ', scale: { type: 'log' }, axis: { format: '.0e' } },
-      color: { field: 'series', type: 'nominal', title: null, legend: { orient: 'top-right' } },
+      color: { field: 'series', type: 'nominal', title: null, legend: { orient: 'top-right', labelLimit: 400 } },
     },
   } as TopLevelSpec;
   return renderSvg(spec);
