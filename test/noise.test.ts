@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { InvalidArgumentError } from '../src/errors.ts';
 import { createInsecureSeededRandom } from '../src/dp/csprng.ts';
 import {
-  addNoise, createNoiseSource, effectiveNoiseMultiplier, hardenedGrid, sensitivitySlack,
+  addNoise, createNoiseSource, effectiveNoiseMultiplier, hardenedGrid, prefetchedNoiseCount, sensitivitySlack,
 } from '../src/dp/noise.ts';
 
 function moments(x: Float64Array): { mean: number; std: number } {
@@ -82,6 +82,25 @@ describe('noise: default gaussian (node:crypto)', () => {
     assert.throws(() => addNoise(Float32Array.of(1, Number.NaN), 1, source), InvalidArgumentError);
     assert.throws(() => addNoise([1, 2] as unknown as Float32Array, 1, source), InvalidArgumentError);
     assert.throws(() => createNoiseSource('laplace' as never), InvalidArgumentError);
+    assert.throws(() => source.perturbInto!(Float32Array.of(1, 2), 1, new Float64Array(3)), InvalidArgumentError);
+  });
+
+  it('perturbInto writes values + noise into the given buffer; prefetch: false draws on the calling thread', () => {
+    const values = Float32Array.from({ length: 200_000 }, (_, i) => (i % 7) - 3);
+    for (const s of [source, createNoiseSource('gaussian', { prefetch: false })]) {
+      const out = new Float64Array(values.length);
+      assert.equal(s.perturbInto!(values, std, out), out);
+      const noise = out.map((v, i) => v - values[i]);
+      const m = moments(noise);
+      assert.ok(Math.abs(m.std / std - 1) < 0.01, `std ${m.std} vs ${std}`);
+      assert.ok(Math.abs(m.mean) < 5 * std / Math.sqrt(values.length), `mean ${m.mean}`);
+    }
+    assert.match(source.describe().generator, /worker thread/);
+    // The prefetch worker really serves large requests (a broken worker would silently fall back to this thread).
+    const before = prefetchedNoiseCount();
+    createNoiseSource('gaussian').gaussian(100_000, 1);
+    assert.ok(prefetchedNoiseCount() - before >= 100_000, `served ${prefetchedNoiseCount() - before}`);
+    assert.doesNotMatch(createNoiseSource('gaussian', { prefetch: false }).describe().generator, /worker/);
   });
 });
 

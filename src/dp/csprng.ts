@@ -29,8 +29,8 @@ const TWO_POW_26 = 67108864;
 const TWO_POW_53 = 9007199254740992;
 const INV_TWO_POW_53 = 1 / TWO_POW_53;
 
-/** Words drawn from the byte source per refill (32 KiB). */
-const BUFFER_WORDS = 8192;
+/** Words drawn from the byte source per refill (1 MiB: one randomFillSync call per ~100k Gaussians). */
+const BUFFER_WORDS = 262144;
 
 /**
  * A buffered stream of uint32 words from a byte-filling function; all derived draws are exact.
@@ -39,8 +39,10 @@ export class RandomStream implements RandomSource {
   readonly secure: boolean;
   private readonly fill: (target: Uint8Array) => void;
   private readonly bytes: Uint8Array;
-  private readonly words: Uint32Array;
-  private position: number;
+  /** The word buffer; read directly only by tight loops (fillGaussian) that keep {@link position} in step. */
+  readonly words: Uint32Array;
+  /** Index of the next unread word in {@link words} (BUFFER_WORDS: exhausted, call {@link refill}). */
+  position: number;
 
   constructor(fill: (target: Uint8Array) => void, secure: boolean) {
     this.fill = fill;
@@ -50,11 +52,14 @@ export class RandomStream implements RandomSource {
     this.position = BUFFER_WORDS;
   }
 
+  /** Reloads the whole word buffer from the byte source and rewinds {@link position} to 0. */
+  refill(): void {
+    this.fill(this.bytes);
+    this.position = 0;
+  }
+
   uint32(): number {
-    if (this.position >= BUFFER_WORDS) {
-      this.fill(this.bytes);
-      this.position = 0;
-    }
+    if (this.position >= BUFFER_WORDS) this.refill();
     return this.words[this.position++];
   }
 

@@ -16,6 +16,7 @@
  * - `'insecure-seeded'`: deterministic, from an AES-256-CTR keystream keyed by SHA-256 of a seed — tests only;
  *   `secure === false` so the ledger records it.
  */
+import { Worker } from 'node:worker_threads';
 import { InvalidArgumentError } from '../errors.ts';
 import { createInsecureSeededRandom, createSecureRandom } from './csprng.ts';
 import type { RandomStream, Seed } from './csprng.ts';
@@ -48,6 +49,11 @@ export interface NoiseSource {
    * multiple of Λ) and the output is an exact multiple of Λ. Non-finite values are refused.
    */
   perturb(values: ArrayLike<number>, std: number): Float64Array;
+  /**
+   * Optional: {@link perturb} written into `out` (length `values.length`) instead of a new array; returns `out`.
+   * Lets a caller reuse one scratch buffer step after step (a fresh multi-MiB array costs page faults).
+   */
+  perturbInto?(values: ArrayLike<number>, std: number, out: Float64Array): Float64Array;
   /** A plain description for ledgers and logs. */
   describe(): NoiseDescription;
 }
@@ -66,6 +72,11 @@ export interface NoiseOptions {
   readonly seed?: Seed;
   /** Must be `true` to obtain the seeded mode under any name other than `'insecure-seeded'`. */
   readonly insecure?: boolean;
+  /**
+   * Gaussian mode: draw large requests ahead of time on a worker thread (default true; the main thread then only
+   * scales and copies). With `false` all noise is drawn on the calling thread.
+   */
+  readonly prefetch?: boolean;
   /** Hardened mode: s ∈ (2^(gridBits−1), 2^gridBits] grid units per std; default 22, range [3, 24]. */
   readonly gridBits?: number;
 }
@@ -96,31 +107,63 @@ function assertFiniteValues(values: ArrayLike<number>): void {
   }
 }
 
+/** values.length, after the same argument check as assertFiniteValues (which perturbInto then runs in full). */
+function lengthOf(values: ArrayLike<number>): number {
+  if (values === null || typeof values !== 'object' || typeof values.length !== 'number') assertFiniteValues(values);
+  return values.length;
+}
+
+/** `out` must be a Float64Array of `length` elements (call after assertFiniteValues). */
+function assertOutput(out: unknown, length: number): asserts out is Float64Array {
+  if (!(out instanceof Float64Array) || out.length !== length) {
+    throw new InvalidArgumentError('out', out, `a Float64Array of length ${length}`);
+  }
+}
+
 function assertGridBits(gridBits: unknown): asserts gridBits is number {
   if (typeof gridBits !== 'number' || !Number.isInteger(gridBits) || gridBits < 3 || gridBits > 24) {
     throw new InvalidArgumentError('gridBits', gridBits, 'an integer in [3, 24]');
   }
 }
 
-/** Fill `out` with N(0, std²) by the Marsaglia polar method on 53-bit uniforms. */
+/**
+ * Fill `out` with N(0, std²) by the Marsaglia polar method on 53-bit uniforms. The words are read straight from
+ * the stream's buffer (same draws, same order as `2·random.uniform() − 1` twice per attempt: u = (hi·2²⁶ + lo)·2⁻⁵³
+ * with hi = w₀ >>> 5, lo = w₁ >>> 6), only without a method call per word.
+ */
 export function fillGaussian(out: Float64Array, std: number, random: RandomStream): Float64Array {
   const n = out.length;
+  const words = random.words;
+  const end = words.length;
+  let pos = random.position;
   let i = 0;
   while (i < n) {
     let u: number;
     let v: number;
     let r2: number;
     do {
-      u = 2 * random.uniform() - 1;
-      v = 2 * random.uniform() - 1;
+      if (pos >= end) { random.refill(); pos = 0; }
+      const a = words[pos++] >>> 5;
+      if (pos >= end) { random.refill(); pos = 0; }
+      const b = words[pos++] >>> 6;
+      if (pos >= end) { random.refill(); pos = 0; }
+      const c = words[pos++] >>> 5;
+      if (pos >= end) { random.refill(); pos = 0; }
+      const d = words[pos++] >>> 6;
+      u = 2 * ((a * TWO_POW_26 + b) * INV_TWO_POW_53) - 1;
+      v = 2 * ((c * TWO_POW_26 + d) * INV_TWO_POW_53) - 1;
       r2 = u * u + v * v;
     } while (r2 >= 1 || r2 === 0);
     const f = std * Math.sqrt((-2 * Math.log(r2)) / r2);
     out[i++] = u * f;
     if (i < n) out[i++] = v * f;
   }
+  random.position = pos;
   return out;
 }
+
+const TWO_POW_26 = 67108864;
+const INV_TWO_POW_53 = 1 / 9007199254740992;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Hardened mode: exact discrete Gaussian with integer arithmetic (CKS 2020).
@@ -236,27 +279,176 @@ export function discreteGaussian(random: RandomStream, s: number): number {
 
 // ---------------------------------------------------------------------------------------------------------------
 
+// ---------------------------------------------------------------------------------------------------------------
+// Secure gaussian mode: standard normals drawn ahead of time by a worker thread.
+
+/** Standard normals per chunk of the prefetch ring (512 KiB of float64). */
+const PREFETCH_CHUNK = 65536;
+/** Chunks in the ring (4 MiB: more than one step of a ~500k-parameter model). */
+const PREFETCH_CHUNKS = 8;
+/** Requests smaller than this are drawn on the calling thread (no worker is started for them). */
+const PREFETCH_MIN = 32768;
+/** How long a request waits for the worker before drawing on the calling thread instead (ms). */
+const PREFETCH_TIMEOUT_MS = 5000;
+
+/**
+ * The worker's source: the same fillGaussian (its compiled text) on its own node:crypto RandomStream equivalent,
+ * filling ring chunks with N(0, 1) whenever the main thread has emptied them (flag 0 = empty, 1 = full).
+ */
+function prefetchWorkerSource(): string {
+  return `'use strict';
+const { workerData } = require('node:worker_threads');
+const { randomFillSync } = require('node:crypto');
+const TWO_POW_26 = ${TWO_POW_26};
+const INV_TWO_POW_53 = 1 / ${2 ** 53};
+const fillGaussian = ${fillGaussian.toString()};
+const words = new Uint32Array(${2 ** 18});
+const bytes = new Uint8Array(words.buffer);
+const random = { words, position: words.length, refill() { randomFillSync(bytes); this.position = 0; } };
+const { values, flags, chunk, chunks } = workerData;
+const data = new Float64Array(values);
+const state = new Int32Array(flags);
+for (let j = 0; ; j = (j + 1) % chunks) {
+  while (Atomics.load(state, j) !== 0) Atomics.wait(state, j, 1);
+  fillGaussian(data.subarray(j * chunk, (j + 1) * chunk), 1, random);
+  Atomics.store(state, j, 1);
+  Atomics.notify(state, j);
+}
+`;
+}
+
+/**
+ * A ring of standard normals in shared memory, refilled by a worker thread (node:crypto there too), so that the
+ * main thread's cost of noise is a copy and a multiply while the sampling runs on another core. Started on the
+ * first large request; if the worker cannot start or stalls, requests fall back to the calling thread. Each value
+ * is handed out once (its chunk is zeroed before it is released for refilling).
+ */
+class GaussianPrefetcher {
+  private worker: Worker | null = null;
+  private failed = false;
+  private readonly data = new Float64Array(new SharedArrayBuffer(PREFETCH_CHUNK * PREFETCH_CHUNKS * 8));
+  private readonly state = new Int32Array(new SharedArrayBuffer(PREFETCH_CHUNKS * 4));
+  private chunk = 0;
+  private offset = 0;
+
+  /** Whether requests can be served (false once the worker failed). */
+  get available(): boolean {
+    return !this.failed;
+  }
+
+  private start(): boolean {
+    if (this.worker !== null) return true;
+    try {
+      const worker = new Worker(prefetchWorkerSource(), {
+        eval: true,
+        workerData: { values: this.data.buffer, flags: this.state.buffer, chunk: PREFETCH_CHUNK, chunks: PREFETCH_CHUNKS },
+      });
+      worker.unref();
+      worker.on('error', () => { this.failed = true; });
+      worker.on('exit', () => { this.failed = true; });
+      this.worker = worker;
+      return true;
+    } catch {
+      this.failed = true;
+      return false;
+    }
+  }
+
+  /**
+   * Writes std·z for fresh standard normals z into out[from..]; returns the index reached (out.length unless the
+   * worker failed or stalled — the caller draws the rest itself).
+   */
+  fill(out: Float64Array, std: number, from = 0): number {
+    if (this.failed || !this.start()) return from;
+    let i = from;
+    const n = out.length;
+    while (i < n) {
+      const j = this.chunk;
+      if (Atomics.load(this.state, j) !== 1) {
+        const deadline = performance.now() + PREFETCH_TIMEOUT_MS;
+        while (Atomics.load(this.state, j) !== 1) {
+          const left = deadline - performance.now();
+          if (left <= 0 || this.failed) return i;
+          Atomics.wait(this.state, j, 0, Math.min(left, 100));
+        }
+      }
+      const base = j * PREFETCH_CHUNK;
+      const take = Math.min(n - i, PREFETCH_CHUNK - this.offset);
+      const src = this.data;
+      for (let k = 0, at = base + this.offset; k < take; k++, at++) {
+        out[i + k] = std * src[at];
+        src[at] = 0;
+      }
+      i += take;
+      prefetchedValues += take;
+      this.offset += take;
+      if (this.offset === PREFETCH_CHUNK) {
+        this.offset = 0;
+        this.chunk = (j + 1) % PREFETCH_CHUNKS;
+        Atomics.store(this.state, j, 0);
+        Atomics.notify(this.state, j);
+      }
+    }
+    return i;
+  }
+}
+
+let prefetcherInstance: GaussianPrefetcher | undefined;
+let prefetchedValues = 0;
+
+/** How many noise values the prefetch worker has served in this process (diagnostics and tests). */
+export function prefetchedNoiseCount(): number {
+  return prefetchedValues;
+}
+
+/**
+ * One prefetch ring (and worker thread) per process, shared by every secure Gaussian source: its values are
+ * independent N(0, 1) draws from node:crypto, each handed out once, so sharing changes no distribution, and a
+ * training loop that creates a noise source per call does not leave a thread behind each time.
+ */
+function sharedPrefetcher(): GaussianPrefetcher {
+  prefetcherInstance ??= new GaussianPrefetcher();
+  return prefetcherInstance;
+}
+
 class ContinuousGaussianSource implements NoiseSource {
   readonly mode: NoiseMode;
   readonly secure: boolean;
   private readonly random: RandomStream;
+  private readonly prefetcher: GaussianPrefetcher | null;
 
-  constructor(mode: NoiseMode, random: RandomStream) {
+  constructor(mode: NoiseMode, random: RandomStream, prefetch = false) {
     this.mode = mode;
     this.random = random;
     this.secure = random.secure;
+    this.prefetcher = prefetch ? sharedPrefetcher() : null;
+  }
+
+  /** N(0, std²) into `out`: large requests from the prefetch worker (if any), the rest on this thread. */
+  private draw(out: Float64Array, std: number): Float64Array {
+    let from = 0;
+    if (this.prefetcher !== null && this.prefetcher.available && out.length >= PREFETCH_MIN) {
+      from = this.prefetcher.fill(out, std);
+    }
+    if (from < out.length) fillGaussian(from === 0 ? out : out.subarray(from), std, this.random);
+    return out;
   }
 
   gaussian(n: number, std: number): Float64Array {
     assertCount(n);
     assertStd(std, true);
-    return fillGaussian(new Float64Array(n), std, this.random);
+    return this.draw(new Float64Array(n), std);
   }
 
   perturb(values: ArrayLike<number>, std: number): Float64Array {
+    return this.perturbInto(values, std, new Float64Array(lengthOf(values)));
+  }
+
+  perturbInto(values: ArrayLike<number>, std: number, out: Float64Array): Float64Array {
     assertFiniteValues(values);
     assertStd(std, true);
-    const out = fillGaussian(new Float64Array(values.length), std, this.random);
+    assertOutput(out, values.length);
+    this.draw(out, std);
     for (let i = 0; i < out.length; i++) out[i] += values[i];
     return out;
   }
@@ -265,7 +457,7 @@ class ContinuousGaussianSource implements NoiseSource {
     return {
       mode: this.mode,
       secure: this.secure,
-      generator: this.secure ? 'node:crypto randomFillSync + polar method (float64)'
+      generator: this.secure ? `node:crypto randomFillSync + polar method (float64)${this.prefetcher ? ', prefetched by a worker thread' : ''}`
         : 'INSECURE seeded AES-256-CTR keystream + polar method (float64)',
     };
   }
@@ -291,9 +483,13 @@ class HardenedSource implements NoiseSource {
   }
 
   perturb(values: ArrayLike<number>, std: number): Float64Array {
+    return this.perturbInto(values, std, new Float64Array(lengthOf(values)));
+  }
+
+  perturbInto(values: ArrayLike<number>, std: number, out: Float64Array): Float64Array {
     assertFiniteValues(values);
+    assertOutput(out, values.length);
     const { resolution, scale } = hardenedGrid(std, this.gridBits);
-    const out = new Float64Array(values.length);
     for (let i = 0; i < out.length; i++) {
       // values[i] / Λ is exact (power of two); the sum of two integers below 2^53 is exact; × Λ is exact.
       const k = Math.round(values[i] / resolution) + discreteGaussian(this.random, scale);
@@ -340,7 +536,7 @@ export function createNoiseSource(mode: NoiseMode | 'seeded' = 'gaussian', optio
     throw new InvalidArgumentError('options.seed', options.seed,
       `absent for the secure mode "${String(mode)}" (a seeded stream is only available as mode "insecure-seeded")`);
   }
-  if (mode === 'gaussian') return new ContinuousGaussianSource('gaussian', createSecureRandom());
+  if (mode === 'gaussian') return new ContinuousGaussianSource('gaussian', createSecureRandom(), options.prefetch ?? true);
   if (mode === 'hardened') {
     const gridBits = options.gridBits ?? DEFAULT_GRID_BITS;
     assertGridBits(gridBits);

@@ -112,15 +112,30 @@ export interface PrivatiseOptions {
  */
 export function privatiseGradient(batch: ClippedBatchSum, options: PrivatiseOptions): tf.NamedTensorMap {
   const std = options.noiseMultiplier * options.l2NormClip;
+  const noise = options.noise;
   const out: tf.NamedTensorMap = {};
   for (const [name, sum] of batch.sums) {
-    const noisy = options.noise.perturb(sum, std);
+    let noisy: Float64Array;
+    if (typeof noise.perturbInto === 'function') {
+      if (scratch.length < sum.length) scratch = new Float64Array(sum.length);
+      noisy = noise.perturbInto(sum, std, scratch.subarray(0, sum.length));
+    } else {
+      noisy = noise.perturb(sum, std);
+    }
     const avg = new Float32Array(noisy.length);
     for (let i = 0; i < noisy.length; i++) avg[i] = noisy[i] / options.expectedBatchSize;
+    // The scratch buffer outlives the step: wipe the noisy sum from it.
+    if (noisy.buffer === scratch.buffer) noisy.fill(0);
     out[name] = tf.tensor(avg, batch.shapes.get(name), 'float32');
   }
   return out;
 }
+
+/**
+ * Float64 buffer reused by privatiseGradient for the noisy sums (a fresh multi-MiB array per variable and step costs
+ * page faults comparable to drawing the noise); zeroed after each use.
+ */
+let scratch = new Float64Array(0);
 
 /**
  * The noise multiplier the accountant must use: σ for the continuous modes; for the hardened mode the effective

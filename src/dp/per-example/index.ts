@@ -25,8 +25,8 @@ export const FUNCTION_MODEL_LABEL = '<function model>';
  * Clipped per-example gradient sum of one (physical) batch.
  *
  * - tfjs-layers models (Sequential, functional, nested): Dense (2-D and sequence inputs), Embedding,
- *   LayerNormalization (last axis) and ewtune's PositionEmbedding are vectorised (ghost / materialised norms chosen
- *   per layer by cost, clipped sum by book-keeping); weightless layers (attention cores, activations, pooling, add,
+ *   LayerNormalization (last axis) and ewtune's PositionEmbedding are vectorised (materialised or ghost norms chosen
+ *   per layer by cost and memory, clipped sum by book-keeping); weightless layers (attention cores, activations, pooling, add,
  *   reshape...) are called as tfjs calls them; any other layer with trainable weights, or a layer called more than
  *   once, uses the per-example loop for its own weights (listed in `fallbackLayers`, console.warn once per model).
  * - A {@link FunctionModel} uses the per-example loop.

@@ -22,7 +22,7 @@ export class ProbeSet {
       value: tf.clone(zIn),
       gradFunc: (dy: tf.Tensor) => {
         const previous = this.captured.get(id);
-        const g = this.own(previous ? tf.add(previous, dy) : tf.clone(dy));
+        const g = this.own(previous ? tf.add(previous, dy) : dy); // own() keeps a copy of dy
         this.captured.set(id, g);
         return [dy, tf.zerosLike(seed)];
       },

@@ -69,13 +69,35 @@ function rowSquares(t: tf.Tensor): tf.Tensor1D {
 }
 
 /**
- * Whether ghost norms are cheaper than materialised per-example gradients for a Dense layer on sequences:
- * ghost costs ~T²(d_in + d_out) per example, materialised ~T·d_in·d_out (and B·d_in·d_out memory).
+ * Largest materialised per-example kernel gradient stack (B·d_in·d_out floats, 64 MiB) that `auto` accepts per layer
+ * (all layers' stacks live until the clipped sums are formed).
  */
-export function preferGhost(strategy: ClippingStrategy, T: number, dIn: number, dOut: number): boolean {
+export const MAX_MATERIALISED_FLOATS = 2 ** 24;
+
+/**
+ * Whether ghost norms are preferred over materialised per-example gradients for a Dense layer on sequences.
+ * Per example, ghost norms cost ~T²(d_in + d_out) multiply-adds for the Grams AAᵀ, GGᵀ plus ~T·d_in·d_out for the
+ * clipped sum Aᵀ·diag(c)·G; materialised ones cost ~T·d_in·d_out for A_iᵀG_i, after which the clipped sum is a
+ * cheap [1, B]·[B, d_in·d_out] product. Materialising is therefore never more work; `auto` takes it unless the
+ * stack of B·d_in·d_out floats exceeds {@link MAX_MATERIALISED_FLOATS} (then the smaller of the norm costs decides).
+ */
+export function preferGhost(strategy: ClippingStrategy, T: number, dIn: number, dOut: number, batchSize = 1): boolean {
   if (strategy === 'ghost') return true;
   if (strategy === 'materialise') return false;
+  if (batchSize * dIn * dOut <= MAX_MATERIALISED_FLOATS) return false;
   return T * T * (dIn + dOut) <= T * dIn * dOut;
+}
+
+/**
+ * A [B, …] per-example stack computed once in squaredNorms() and reused by clippedSums(): kept (a clone owned by
+ * the probe set, freed with it) because squaredNorms() runs inside a tidy.
+ */
+function cached(ctx: RuleContext, compute: () => tf.Tensor): () => tf.Tensor {
+  let kept: tf.Tensor | null = null;
+  return () => {
+    if (kept === null || kept.isDisposed) kept = ctx.probes.own(compute());
+    return kept;
+  };
 }
 
 interface DenseLike extends tf.layers.Layer {
@@ -100,8 +122,14 @@ const denseRule: LayerRule = {
     const output = dense.activation ? dense.activation.apply(zp) : zp;
     const kernelVar = ctx.isTrainable(dense.kernel) ? dense.kernel : null;
     const biasVar = ctx.isTrainable(dense.bias) ? dense.bias : null;
-    const A = kernelVar ? ctx.probes.own(tf.reshape(x, [B, T, dIn])) : null;
-    const ghost = T === 1 || preferGhost(ctx.strategy, T, dIn, dOut);
+    const ghost = T === 1 || preferGhost(ctx.strategy, T, dIn, dOut, B);
+    // Materialised with a trainable bias: A gets a column of ones, so A_iᵀG_i has Σ_t g_t (the bias gradient) as
+    // its last row — kernel and bias per-example gradients from one batched product, no separate sum over T.
+    const biasRow = !ghost && kernelVar !== null && biasVar !== null;
+    const A = kernelVar ? ctx.probes.own(biasRow
+      ? tf.concat([tf.reshape(x, [B, T, dIn]), tf.ones([B, T, 1])], 2)
+      : tf.reshape(x, [B, T, dIn])) : null;
+    const biasRows = cached(ctx, () => tf.sum(gradientOf(ctx, id, [B, T, dOut]), 1));
     let materialised: tf.Tensor | null = null;
     const record: LayerRecord = {
       layerName: layer.name,
@@ -120,22 +148,31 @@ const denseRule: LayerRule = {
             sq = tf.add(sq, rowSquares(materialised));
           }
         }
-        if (biasVar) sq = tf.add(sq, rowSquares(tf.sum(G, 1)));
+        if (biasVar && !biasRow) sq = tf.add(sq, rowSquares(T === 1 ? tf.reshape(G, [B, dOut]) : biasRows()));
         return sq as tf.Tensor1D;
       },
       clippedSums(factors, finite) {
         const out: Array<[string, tf.Tensor]> = [];
-        const G = zeroRows(gradientOf(ctx, id, [B, T, dOut]), finite);
         if (kernelVar && A) {
+          if (materialised && biasRow && biasVar) {
+            const both = clippedSumOfStacked(materialised, factors, finite);
+            out.push([kernelVar.name, tf.slice(both, [0, 0], [dIn, dOut])]);
+            out.push([biasVar.name, tf.reshape(tf.slice(both, [dIn, 0], [1, dOut]), [dOut])]);
+            return out;
+          }
           if (materialised) {
             out.push([kernelVar.name, clippedSumOfStacked(materialised, factors, finite)]);
           } else {
+            const G = zeroRows(gradientOf(ctx, id, [B, T, dOut]), finite);
             const ac = scaleRows(zeroRows(A, finite), factors);
             out.push([kernelVar.name,
               tf.matMul(tf.reshape(ac, [B * T, dIn]), tf.reshape(G, [B * T, dOut]), true, false)]);
           }
         }
-        if (biasVar) out.push([biasVar.name, clippedSumOfStacked(tf.sum(G, 1), factors, null)]);
+        if (biasVar) {
+          const rows = T === 1 ? gradientOf(ctx, id, [B, dOut]) : biasRows();
+          out.push([biasVar.name, clippedSumOfStacked(rows, factors, finite)]);
+        }
         return out;
       },
     };
@@ -211,28 +248,22 @@ const layerNormRule: LayerRule = {
     const gammaVar = ln.scale && ctx.isTrainable(ln.gamma) ? ln.gamma : null;
     const betaVar = ln.center && ctx.isTrainable(ln.beta) ? ln.beta : null;
     const xHat = gammaVar ? ctx.probes.own(tf.reshape(normalised, [B, T, d])) : null;
-    // Per-example gradients are [B, d]: Σ_t g_t ⊙ x̂_t for γ and Σ_t g_t for β.
-    const perExample = (finite: tf.Tensor1D | null) => {
-      const G = zeroRows(gradientOf(ctx, id, [B, T, d]), finite);
-      return {
-        gamma: gammaVar && xHat ? tf.sum(tf.mul(G, zeroRows(xHat, finite)), 1) : null,
-        beta: betaVar ? tf.sum(G, 1) : null,
-      };
-    };
+    // Per-example gradients are [B, d]: Σ_t g_t ⊙ x̂_t for γ and Σ_t g_t for β; formed once, zeroed rows of
+    // non-finite examples are handled by clippedSumOfStacked.
+    const gammaRows = cached(ctx, () => tf.sum(tf.mul(gradientOf(ctx, id, [B, T, d]), xHat!), 1));
+    const betaRows = cached(ctx, () => tf.sum(gradientOf(ctx, id, [B, T, d]), 1));
     const record: LayerRecord = {
       layerName: layer.name,
       squaredNorms() {
-        const g = perExample(null);
         let sq: tf.Tensor = tf.zeros([B]);
-        if (g.gamma) sq = tf.add(sq, rowSquares(g.gamma));
-        if (g.beta) sq = tf.add(sq, rowSquares(g.beta));
+        if (gammaVar && xHat) sq = tf.add(sq, rowSquares(gammaRows()));
+        if (betaVar) sq = tf.add(sq, rowSquares(betaRows()));
         return sq as tf.Tensor1D;
       },
       clippedSums(factors, finite) {
-        const g = perExample(finite);
         const out: Array<[string, tf.Tensor]> = [];
-        if (gammaVar && g.gamma) out.push([gammaVar.name, clippedSumOfStacked(g.gamma, factors, null)]);
-        if (betaVar && g.beta) out.push([betaVar.name, clippedSumOfStacked(g.beta, factors, null)]);
+        if (gammaVar && xHat) out.push([gammaVar.name, clippedSumOfStacked(gammaRows(), factors, finite)]);
+        if (betaVar) out.push([betaVar.name, clippedSumOfStacked(betaRows(), factors, finite)]);
         return out;
       },
     };

@@ -13,7 +13,8 @@ export type BuiltinLossName =
 
 /**
  * How per-example norms are computed.
- * - `auto`: vectorised; per Dense layer on sequences, the cheaper of ghost and materialised norms (cost estimate).
+ * - `auto`: vectorised; per Dense layer on sequences, materialised per-example gradients (never more arithmetic,
+ *   the clipped sum then comes almost free) unless their stack exceeds a memory cap, then the cheaper by cost estimate.
  * - `ghost`: vectorised; ghost norms wherever a layer has both forms.
  * - `materialise`: vectorised; materialised per-example gradients wherever a layer has both forms.
  * - `naive`: the per-example loop (reference implementation), whatever the model.
