@@ -212,26 +212,33 @@ async function measureCase(c: Case, noise: NoiseSource): Promise<CaseResult> {
 }
 
 /** dpStep with fast vs stock wasm kernels, alternating A, B, A, B, ... (median of each). */
-async function measureSpeedup(c: Case, noise: NoiseSource, pairs: number): Promise<{ fast: number; stock: number }> {
+interface Speedup { fast: number; stock: number; nonPrivateFast: number; nonPrivateStock: number }
+
+async function measureSpeedup(c: Case, noise: NoiseSource, pairs: number): Promise<Speedup> {
   const v = makeVariants(c, noise);
   const fast: number[] = [];
   const stock: number[] = [];
+  const npFast: number[] = [];
+  const npStock: number[] = [];
   try {
     for (const enable of [true, false]) {
       setWasmFastKernels(enable);
       await v.dpWithNoise(); // warm-up with each kernel set
+      v.coreNonPrivate();
     }
     for (let k = 0; k < pairs; k++) {
       setWasmFastKernels(true);
       fast.push(await timeOnce(v.dpWithNoise));
+      npFast.push(await timeOnce(v.coreNonPrivate));
       setWasmFastKernels(false);
       stock.push(await timeOnce(v.dpWithNoise));
+      npStock.push(await timeOnce(v.coreNonPrivate));
     }
   } finally {
     setWasmFastKernels(true);
     v.dispose();
   }
-  return { fast: median(fast), stock: median(stock) };
+  return { fast: median(fast), stock: median(stock), nonPrivateFast: median(npFast), nonPrivateStock: median(npStock) };
 }
 
 function buildMlp(): tf.LayersModel {
@@ -322,7 +329,7 @@ async function main(): Promise<void> {
   ];
 
   const results = new Map<Case['key'], CaseResult>();
-  const speedups = new Map<Case['key'], { fast: number; stock: number }>();
+  const speedups = new Map<Case['key'], Speedup>();
   const t0 = performance.now();
   const progress = (what: string) => console.error(`  ${what} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
   for (const c of cases) {
@@ -358,14 +365,16 @@ async function main(): Promise<void> {
   console.log('');
   const mlpS = speedups.get('mlp')!;
   const trS = speedups.get('transformer')!;
-  console.log('| DP step (dpStep, with noise), WASM, batch 32 | stock kernels | fast kernels | speed-up |');
+  console.log('| training step, WASM, batch 32 | stock kernels | fast kernels | speed-up |');
   console.log('|---|---:|---:|---:|');
-  console.log(`| ${cases[0].label} | ${ms(mlpS.stock)} | ${ms(mlpS.fast)} | ×${(mlpS.stock / mlpS.fast).toFixed(2)} |`);
-  console.log(`| ${cases[1].label} | ${ms(trS.stock)} | ${ms(trS.fast)} | ×${(trS.stock / trS.fast).toFixed(2)} |`);
+  for (const [label, sp] of [[cases[0].label, mlpS], [cases[1].label, trS]] as const) {
+    console.log(`| ${label}: DP step (dpStep, with noise) | ${ms(sp.stock)} | ${ms(sp.fast)} | ×${(sp.stock / sp.fast).toFixed(2)} |`);
+    console.log(`| ${label}: non-private step (core ops) | ${ms(sp.nonPrivateStock)} | ${ms(sp.nonPrivateFast)} | ×${(sp.nonPrivateStock / sp.nonPrivateFast).toFixed(2)} |`);
+  }
   console.log('');
   console.log(`Ratios: time / the faster non-private step of the same model. Medians of ${ROUNDS} interleaved rounds `
     + `(naive loop: ${mlp.samples.naive} MLP, ${tr.samples.naive} transformer) after warm-up; fast/stock kernels `
-    + `alternated step by step (${ROUNDS} pairs). Leaked tensors: ${leaked}. Total ${((performance.now() - t0) / 1000).toFixed(0)} s.`);
+    + `alternated step by step (${ROUNDS} pairs; wasm-speedup below = the transformer DP step's). Leaked tensors: ${leaked}. Total ${((performance.now() - t0) / 1000).toFixed(0)} s.`);
   if (leaked !== 0) console.log(`WARNING: ${leaked} tensors not disposed`);
   console.log(`dp-step ratio transformer=${(tr.dpWithNoise / base(tr)).toFixed(2)} mlp=${(mlp.dpWithNoise / base(mlp)).toFixed(2)} `
     + `wasm-speedup=${(trS.stock / trS.fast).toFixed(2)}`);
