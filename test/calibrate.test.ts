@@ -137,6 +137,9 @@ describe('calibrateNoiseMultiplier', () => {
     assert.equal(r.certifiedEpsilon.accountant, 'pld');
     assert.equal(r.certifiedEpsilon.kind, 'upper');
     assert.equal(r.certifiedEpsilon.epsilon, epsAt('pld', 0.01, r.noiseMultiplier, 300, 1e-5));
+    const searchOnly = calibrateNoiseMultiplier({ ...base, accountant: 'edgeworth', allowEstimate: true, reportCertified: false });
+    assert.equal(searchOnly.noiseMultiplier, r.noiseMultiplier);
+    assert.equal(searchOnly.certifiedEpsilon, undefined);
   });
 
   it('epochs → steps = ceil(epochs / sampleRate)', () => {

@@ -60,6 +60,11 @@ export interface CalibrationOptions {
   readonly minNoiseMultiplier?: number;
   /** Upper end of the σ search range (default 1000). */
   readonly maxNoiseMultiplier?: number;
+  /**
+   * With an estimate accountant: also compute `certifiedEpsilon` (PLD at the returned σ). Default true; false only
+   * for a caller that certifies the σ itself (e.g. a sweep that certifies the final choice once).
+   */
+  readonly reportCertified?: boolean;
 }
 
 export interface CalibrationResult {
@@ -444,7 +449,7 @@ export function calibrateNoiseMultiplier(options: CalibrationOptions): Calibrati
   const noiseMultiplier = hi.x;
   const result = hi.r;
   let certifiedEpsilon: EpsilonResult | undefined;
-  if (!isCertified(accountant)) {
+  if (!isCertified(accountant) && options.reportCertified !== false) {
     const pld = createAccountant('pld', factoryOptions);
     pld.compose({ sampleRate, noiseMultiplier }, steps);
     certifiedEpsilon = pld.getEpsilon(delta);

