@@ -6,7 +6,7 @@
  * - {@link createInsecureSeededRandom}: an AES-256-CTR keystream keyed by SHA-256 of a seed — deterministic,
  *   for tests only, refused unless the caller passes `{ insecure: true }`.
  *
- * Neither `Math.random` nor `tf.random*` is used anywhere in this module or its callers.
+ * No non-cryptographic generator (the JavaScript engine's PRNG, TF.js random ops) is used here or by its callers.
  */
 import { createCipheriv, createHash, randomFillSync } from 'node:crypto';
 import { InvalidArgumentError } from '../errors.ts';

@@ -1,5 +1,5 @@
 /**
- * Noise for the DP step, from `node:crypto` only (never `Math.random`, never `tf.random*`).
+ * Noise for the DP step, from `node:crypto` only (never the JavaScript engine's PRNG, never TF.js random ops).
  *
  * Three modes:
  * - `'gaussian'` (default): continuous Gaussian N(0, std²) in float64 by the Marsaglia polar method on 53-bit

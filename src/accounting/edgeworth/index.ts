@@ -15,7 +15,7 @@ import type { AccountantName, BoundKind, DeltaResult, EpsilonResult, PrivacyAcco
 import { SegmentHistory, validateSegment } from '../segments.ts';
 import { InvalidArgumentError } from '../../errors.ts';
 import { assertDelta, assertEpsilon } from '../../validate.ts';
-import { composeLoss, type ComposedLoss, type LossPair, type NeighbourDirection } from './cumulants.ts';
+import { composeLoss, type ComposedLoss, type Cumulants, type LossPair, type NeighbourDirection } from './cumulants.ts';
 import { edgeworthDeltaHat, edgeworthTail, type EdgeworthOrder } from './expansion.ts';
 import { lastCrossing } from './conversion.ts';
 import { deltaBounds, directionErrorBounds, epsilonBounds, type DirectionBounds } from './bound.ts';
@@ -87,83 +87,99 @@ class ComposedHistory {
   }
 }
 
+/** One neighbouring direction's answer (ε or δ) with its finite-sample bounds. */
+interface DirectionAnswer<B> {
+  readonly direction: NeighbourDirection;
+  readonly value: number;
+  readonly bounds: B;
+  readonly errorBound: DirectionBounds;
+}
+
+/**
+ * Answer a query in each requested direction and pick the dominant (largest) answer; ties go to the first listed
+ * direction (remove). `valueOf(d)` is null for a direction that was not computed.
+ */
+function answerPerDirection<B>(
+  history: ComposedHistory,
+  directions: EdgeworthDirections,
+  answer: (X: Cumulants, Y: Cumulants, errorBound: DirectionBounds) => { value: number; bounds: B },
+) {
+  const perDirection: DirectionAnswer<B>[] = directionList(directions).map((direction) => {
+    const errorBound = history.bounds(direction);
+    return { direction, errorBound, ...answer(history.pairs[direction].x.cumulants, history.pairs[direction].y.cumulants, errorBound) };
+  });
+  const dominant = perDirection.reduce((a, b) => (b.value > a.value ? b : a));
+  const valueOf = (d: NeighbourDirection): number | null => perDirection.find((x) => x.direction === d)?.value ?? null;
+  const errorBounds = Object.fromEntries(perDirection.map((d) => [d.direction, d.errorBound]));
+  return { perDirection, dominant, valueOf, errorBounds };
+}
+
+/** For an empty history: 0 for a computed direction, null for one that was not. */
+function zeroIfComputed(directions: EdgeworthDirections): (d: NeighbourDirection) => 0 | null {
+  const list = directionList(directions);
+  return (d) => (list.includes(d) ? 0 : null);
+}
+
 function epsilonFor(history: ComposedHistory, delta: number, options: ResolvedOptions): EpsilonResult {
   const { order, directions } = options;
-  const list = directionList(directions);
   if (history.steps === 0) {
-    const zero = (d: NeighbourDirection) => (list.includes(d) ? 0 : null);
+    const zero = zeroIfComputed(directions);
     return {
       accountant: 'edgeworth',
       epsilon: 0,
       delta,
       kind: 'estimate',
-      details: { order, directions, epsilonUpper: 0, epsilonLower: 0, direction: list[0], epsilonRemove: zero('remove'), epsilonAdd: zero('add'), steps: 0 },
+      details: { order, directions, epsilonUpper: 0, epsilonLower: 0, direction: directionList(directions)[0], epsilonRemove: zero('remove'), epsilonAdd: zero('add'), steps: 0 },
     };
   }
-  const perDirection = list.map((direction) => {
-    const X = history.pairs[direction].x.cumulants;
-    const Y = history.pairs[direction].y.cumulants;
-    const epsilon = lastCrossing((e) => edgeworthDeltaHat(e, X, Y, order), delta, { guard: (e) => edgeworthTail(e, Y, order) });
-    const errorBound = history.bounds(direction);
-    const bounds = epsilonBounds(delta, X, Y, errorBound);
-    return { direction, epsilon, bounds, errorBound };
-  });
-  // Ties go to the first listed direction (remove).
-  const dominant = perDirection.reduce((a, b) => (b.epsilon > a.epsilon ? b : a));
+  const { perDirection, dominant, valueOf, errorBounds } = answerPerDirection(history, directions, (X, Y, errorBound) => ({
+    value: lastCrossing((e) => edgeworthDeltaHat(e, X, Y, order), delta, { guard: (e) => edgeworthTail(e, Y, order) }),
+    bounds: epsilonBounds(delta, X, Y, errorBound),
+  }));
   const uppers = perDirection.map((d) => d.bounds.upper);
-  const epsilonUpper = uppers.some((u) => u === null) ? null : Math.max(...(uppers as number[]));
-  const epsilonLower = Math.max(...perDirection.map((d) => d.bounds.lower));
-  const of = (d: NeighbourDirection) => perDirection.find((x) => x.direction === d);
   return {
     accountant: 'edgeworth',
-    epsilon: dominant.epsilon,
+    epsilon: dominant.value,
     delta,
     kind: 'estimate',
     details: {
       order,
       directions,
-      epsilonUpper,
-      epsilonLower,
+      epsilonUpper: uppers.some((u) => u === null) ? null : Math.max(...(uppers as number[])),
+      epsilonLower: Math.max(...perDirection.map((d) => d.bounds.lower)),
       direction: dominant.direction,
-      epsilonRemove: of('remove')?.epsilon ?? null,
-      epsilonAdd: of('add')?.epsilon ?? null,
+      epsilonRemove: valueOf('remove'),
+      epsilonAdd: valueOf('add'),
       steps: history.steps,
       /** The finite-sample bound is around the first-order expansion (DGG's Δ), whatever `order` is. */
       boundOrder: 1,
-      errorBound: Object.fromEntries(perDirection.map((d) => [d.direction, d.errorBound])),
+      errorBound: errorBounds,
     },
   };
 }
 
 function deltaFor(history: ComposedHistory, epsilon: number, options: ResolvedOptions): DeltaResult {
   const { order, directions } = options;
-  const list = directionList(directions);
   if (history.steps === 0) {
-    const zero = (d: NeighbourDirection) => (list.includes(d) ? 0 : null);
+    const zero = zeroIfComputed(directions);
     return {
       accountant: 'edgeworth',
       delta: 0,
       epsilon,
       kind: 'estimate',
-      details: { order, directions, deltaUpper: 0, deltaLower: 0, direction: list[0], deltaRemove: zero('remove'), deltaAdd: zero('add'), steps: 0 },
+      details: { order, directions, deltaUpper: 0, deltaLower: 0, direction: directionList(directions)[0], deltaRemove: zero('remove'), deltaAdd: zero('add'), steps: 0 },
     };
   }
-  const perDirection = list.map((direction) => {
-    const X = history.pairs[direction].x.cumulants;
-    const Y = history.pairs[direction].y.cumulants;
-    const delta = edgeworthDeltaHat(epsilon, X, Y, order);
-    const errorBound = history.bounds(direction);
-    const bounds = deltaBounds(epsilon, X, Y, errorBound);
-    return { direction, delta, bounds, errorBound };
-  });
-  const dominant = perDirection.reduce((a, b) => (b.delta > a.delta ? b : a));
+  const { perDirection, dominant, valueOf, errorBounds } = answerPerDirection(history, directions, (X, Y, errorBound) => ({
+    value: edgeworthDeltaHat(epsilon, X, Y, order),
+    bounds: deltaBounds(epsilon, X, Y, errorBound),
+  }));
   const clamp = (d: number) => Math.min(1, Math.max(0, d));
   const upper = Math.max(...perDirection.map((d) => d.bounds.upper));
   const lower = Math.max(...perDirection.map((d) => d.bounds.lower));
-  const of = (d: NeighbourDirection) => perDirection.find((x) => x.direction === d);
   return {
     accountant: 'edgeworth',
-    delta: clamp(dominant.delta),
+    delta: clamp(dominant.value),
     epsilon,
     kind: 'estimate',
     details: {
@@ -173,11 +189,11 @@ function deltaFor(history: ComposedHistory, epsilon: number, options: ResolvedOp
       deltaLower: Number.isFinite(lower) ? clamp(lower) : 0,
       direction: dominant.direction,
       /** Unclamped δ̂ of each direction (the expansion can leave [0, 1]). */
-      deltaRemove: of('remove')?.delta ?? null,
-      deltaAdd: of('add')?.delta ?? null,
+      deltaRemove: valueOf('remove'),
+      deltaAdd: valueOf('add'),
       steps: history.steps,
       boundOrder: 1,
-      errorBound: Object.fromEntries(perDirection.map((d) => [d.direction, d.errorBound])),
+      errorBound: errorBounds,
     },
   };
 }

@@ -38,7 +38,7 @@ export function isFunctionModel(model: unknown): model is FunctionModel {
   );
 }
 
-/** Runs the model's forward pass (inference mode: dropout off, no tf.random* on the privacy path). */
+/** Runs the model's forward pass (inference mode: dropout off, so no TF.js random op on the privacy path). */
 export function forward(call: PreparedCall, inputs: tf.Tensor[]): tf.Tensor {
   if (call.kind === 'function') return (call.model as FunctionModel).predict(inputs[0]);
   const out = (call.model as tf.LayersModel).apply(inputs.length === 1 ? inputs[0] : inputs, { training: false });
