@@ -13,21 +13,14 @@
  *   accounting ew-query-ms=<median warm Edgeworth query> pld-ms=<median PLD point> calibrate-pld-ms=<median> pld-max-rel-err=<max>
  * --quick: every 8th grid point and the δ = 1e-5 settings only (for a smoke run).
  */
-import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { calibrateNoiseMultiplier } from '../src/accounting/calibrate.ts';
 import { clearCumulantCache } from '../src/accounting/edgeworth/index.ts';
 import { createAccountant } from '../src/accounting/factory.ts';
 import { clearPldCaches } from '../src/accounting/pld/index.ts';
 import type { AccountantName, EpsilonResult } from '../src/accounting/types.ts';
+import { median, readReference, type PeerGridPoint } from './shared.ts';
 
-interface GridPoint {
-  q: number;
-  sigma: number;
-  steps: number;
-  delta: number;
-  eps_pld_pessimistic: number;
-}
 interface EwSetting {
   task: string;
   batch_size: number;
@@ -43,11 +36,9 @@ interface EwSetting {
 }
 
 const quick = process.argv.includes('--quick');
-const shared = new URL('../../shared/reference/', import.meta.url);
-const grid = (JSON.parse(readFileSync(new URL('peer_grid.json', shared), 'utf8')) as { grid: GridPoint[] }).grid.filter((_, i) => !quick || i % 8 === 0);
-const settings = (
-  JSON.parse(readFileSync(new URL('ew_reference.json', shared), 'utf8')) as { ewtune: { reproduced_sigma_and_exact_check: EwSetting[] } }
-).ewtune.reproduced_sigma_and_exact_check.filter((s) => s.batch_size === 2000 && (s.delta === 1e-5 || (!quick && s.delta === 1e-6)));
+const grid = readReference<{ grid: PeerGridPoint[] }>('peer_grid.json').grid.filter((_, i) => !quick || i % 8 === 0);
+const settings = readReference<{ ewtune: { reproduced_sigma_and_exact_check: EwSetting[] } }>('ew_reference.json')
+  .ewtune.reproduced_sigma_and_exact_check.filter((s) => s.batch_size === 2000 && (s.delta === 1e-5 || (!quick && s.delta === 1e-6)));
 
 function epsilonOf(name: AccountantName, q: number, sigma: number, steps: number, delta: number, order?: 1 | 2): EpsilonResult {
   const acc = createAccountant(name, order ? { order } : {});
@@ -59,10 +50,6 @@ function timed<T>(f: () => T): [T, number] {
   const v = f();
   return [v, performance.now() - t0];
 }
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? Number.NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 const f = (x: number | null | undefined, d = 4) => (x === null || x === undefined ? '—' : Number.isFinite(x) ? x.toPrecision(d) : String(x));
 const rel = (x: number, ref: number) => (x - ref) / ref;
 const pct = (x: number) => `${(100 * x).toFixed(2)}%`;

@@ -38,24 +38,14 @@ import { createNoiseSource } from '../src/dp/noise.ts';
 import type { NoiseSource } from '../src/dp/noise.ts';
 import { clippedGradientSum, dpStep, privatiseGradient } from '../src/train/dp-step.ts';
 import { createTransformerBlockModel } from '../src/models/transformer.ts';
+import { median } from './shared.ts';
+import { uniformTensor } from '../test/support/deterministic.ts';
 
 const BATCH = 32;
 const L2_NORM_CLIP = 1;
 const NOISE_MULTIPLIER = 1;
 const LEARNING_RATE = 0.01;
 const ROUNDS = Math.max(3, Number(process.env.DP_STEP_ROUNDS ?? 11));
-
-/** Deterministic uniforms in [-1, 1) from a 32-bit LCG (benchmark inputs only; never privacy noise). */
-function lcgTensor(shape: number[], seed: number, scale = 1): tf.Tensor {
-  let s = seed >>> 0;
-  const n = shape.reduce((p, d) => p * d, 1);
-  const data = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    data[i] = scale * (2 * (s / 2 ** 32) - 1);
-  }
-  return tf.tensor(data, shape, 'float32');
-}
 
 /** Forces completion of pending work on any backend by reading one value of `t`. */
 function sync(t: tf.Tensor): void {
@@ -64,10 +54,6 @@ function sync(t: tf.Tensor): void {
   one.dispose();
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
 
 async function timeOnce(f: () => void | Promise<unknown>): Promise<number> {
   const t0 = performance.now();
@@ -317,13 +303,13 @@ async function main(): Promise<void> {
   const cases: Case[] = [
     {
       key: 'mlp', label: 'MLP 784-256-256-10', model: mlpModel, coreForward: mlpCoreForward(mlpModel),
-      x: lcgTensor([BATCH, 784], 1), y: tf.tensor1d(Array.from({ length: BATCH }, (_, i) => i % 10), 'int32'),
+      x: uniformTensor([BATCH, 784], 1), y: tf.tensor1d(Array.from({ length: BATCH }, (_, i) => i % 10), 'int32'),
       naiveEvery: 1,
     },
     {
       key: 'transformer', label: 'Transformer block d=128 h=4 T=64 FFN 512', model: blockModel,
       coreForward: transformerCoreForward(blockModel, 4),
-      x: lcgTensor([BATCH, 64, 128], 2, Math.sqrt(3)), y: tf.tensor1d(Array.from({ length: BATCH }, (_, i) => i % 2), 'int32'),
+      x: uniformTensor([BATCH, 64, 128], 2, Math.sqrt(3)), y: tf.tensor1d(Array.from({ length: BATCH }, (_, i) => i % 2), 'int32'),
       naiveEvery: 2,
     },
   ];

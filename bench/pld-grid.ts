@@ -6,27 +6,17 @@
  * Then opacus' PRV test values (peer_vectors records 2, 8–41): PLD must lie in PRV's [upper − 0.025, upper].
  * Last line (machine-readable): pld-grid median-s=<x> max-s=<y> max-rel-err=<z> below-prv-lower=<n> prv-records-outside-bracket=<m>
  */
-import { readFileSync } from 'node:fs';
+import { readReference, type PeerGridPoint } from './shared.ts';
 import { clearPldCaches, pldEpsilon } from '../src/accounting/pld/index.ts';
 
-interface GridPoint {
-  q: number;
-  sigma: number;
-  steps: number;
-  delta: number;
-  eps_pld_pessimistic: number;
-  eps_prv_ms_lower_est_upper: [number, number, number];
-  t_pld_pessimistic_s: number;
-}
-const path = new URL('../../shared/reference/peer_grid.json', import.meta.url);
-const grid = JSON.parse(readFileSync(path, 'utf8')) as {
-  grid: GridPoint[];
-  mnist: GridPoint[];
+const grid = readReference<{
+  grid: PeerGridPoint[];
+  mnist: PeerGridPoint[];
   mnist_pld_discretization_sweep: { q: number; sigma: number; steps: number; delta: number; eps_and_seconds_by_value_discretization_interval: Record<string, [number, number]> };
-};
+}>('peer_grid.json');
 const warm = process.argv.includes('--warm');
 
-function run(p: GridPoint, h = 1e-4): { eps: number; s: number } {
+function run(p: PeerGridPoint, h = 1e-4): { eps: number; s: number } {
   if (!warm) clearPldCaches();
   const t0 = performance.now();
   const r = pldEpsilon([{ sampleRate: p.q, noiseMultiplier: p.sigma, count: p.steps }], p.delta, { valueDiscretizationInterval: h });
@@ -59,9 +49,9 @@ for (const [hs, [ref, refS]] of Object.entries(sw.eps_and_seconds_by_value_discr
   console.log(`mnist sweep h=${hs}: eps ${eps.toFixed(8)} (dp_accounting ${ref.toFixed(8)}, ${refS} s) ${s.toFixed(3)} s`);
 }
 // opacus' PRV test values (eps_upper, eps_error 0.01): PLD must lie in [upper − 0.025, upper]
-const vectors = JSON.parse(readFileSync(new URL('../../shared/reference/peer_vectors.json', import.meta.url), 'utf8')) as {
+const vectors = readReference<{
   records: { test: string; sample_rate: number; noise_multiplier: number; steps: number; delta: number; expected_epsilon: number; accountant?: string }[];
-};
+}>('peer_vectors.json');
 let prvOutside = 0;
 vectors.records.forEach((r, i) => {
   if (!(i === 2 || (i >= 8 && i <= 41))) return;

@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.ts';
+import { resolveSteps } from '../src/accounting/calibrate.ts';
 import { MlflowClient } from '../src/tracking/mlflow-client.ts';
 import { TrackingSink } from '../src/tracking/sink.ts';
 import { dpFit } from '../src/train/index.ts';
@@ -25,15 +26,11 @@ import { prepareData } from '../plugin/data.ts';
 import { buildClassifier } from '../plugin/model.ts';
 import { PrivacyTrackingCallback } from '../plugin/callback.ts';
 import { startMlflowServer, type MlflowServer } from '../test/support/mlflow-server.ts';
+import { median } from './shared.ts';
 
 const BLOCKS = Number(process.env.BENCH_BLOCKS ?? 4);
 const STEPS_PER_BLOCK = Number(process.env.BENCH_STEPS ?? 10);
 
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
 
 async function main(): Promise<void> {
   let server: MlflowServer | undefined;
@@ -47,7 +44,7 @@ async function main(): Promise<void> {
   const data = prepareData(config);
   const model = buildClassifier(config, data.vocabularySize, data.vectors);
   const E = config.training.expectedBatchSize;
-  const plannedSteps = Math.ceil((config.training.epochs ?? 1) * data.train.size / E);
+  const plannedSteps = resolveSteps(E / data.train.size, config.training.steps, config.training.epochs);
   const runDir = mkdtempSync(join(tmpdir(), 'ewtune-bench-tracking-'));
   const client = MlflowClient.fromEnv(uri);
   const sink = await TrackingSink.open({ runDir, client, experimentName: 'ewtune-bench', runName: 'bench-tracking' });

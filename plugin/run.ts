@@ -12,7 +12,7 @@
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { calibrateNoiseMultiplier, type CalibrationResult } from '../src/accounting/calibrate.ts';
+import { calibrateNoiseMultiplier, resolveSteps, type CalibrationResult } from '../src/accounting/calibrate.ts';
 import { PrivacyLedger } from '../src/accounting/ledger.ts';
 import { initBackend } from '../src/backend/index.ts';
 import { deltaWarning } from '../src/validate.ts';
@@ -99,7 +99,7 @@ export async function runTraining(config: TrainingConfig, options: RunOptions = 
     if (E > datasetSize) throw new Error(`/training/expectedBatchSize (${E}) exceeds the training set size (${datasetSize})`);
     const sampleRate = E / datasetSize;
     const stepsPerEpoch = Math.ceil(datasetSize / E);
-    const plannedSteps = config.training.steps ?? Math.ceil((config.training.epochs as number) * datasetSize / E);
+    const plannedSteps = resolveSteps(sampleRate, config.training.steps, config.training.epochs);
     const { delta, targetEpsilon } = config.privacy;
     const warning = deltaWarning(delta, datasetSize);
     if (warning) log(`ewtune: warning: ${warning}`);

@@ -18,6 +18,7 @@ import { initBackend, setWasmFastKernels, wasmFastKernelsEnabled } from '../src/
 import { computeClippedGradients, naiveClippedGradients } from '../src/dp/per-example/index.ts';
 import type { ClippedGradientResult, ClippingStrategy, PerExampleLossFn } from '../src/dp/per-example/index.ts';
 import { createTransformerBlockModel, createTransformerClassifier } from '../src/models/transformer.ts';
+import { intTensor, uniformTensor } from './support/deterministic.ts';
 
 const REL_TOL = 1e-4;
 
@@ -26,26 +27,6 @@ const sparseCe: PerExampleLossFn = (yTrue, yPred) => tf.tidy(() => {
   const oneHot = tf.oneHot(tf.cast(tf.reshape(yTrue, [-1]), 'int32'), yPred.shape[1] as number);
   return tf.neg(tf.sum(tf.mul(oneHot, tf.log(tf.clipByValue(yPred, 1e-7, 1))), 1));
 });
-
-function lcg(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
-
-function floatTensor(shape: number[], seed: number, scale = 1): tf.Tensor {
-  const u = lcg(seed);
-  const n = shape.reduce((a, b) => a * b, 1);
-  return tf.tensor(Float32Array.from({ length: n }, () => scale * (2 * u() - 1)), shape);
-}
-
-function intTensor(shape: number[], max: number, seed: number): tf.Tensor {
-  const u = lcg(seed);
-  const n = shape.reduce((a, b) => a * b, 1);
-  return tf.tensor(Int32Array.from({ length: n }, () => Math.floor(u() * max)), shape, 'int32');
-}
 
 interface Reference {
   /** name → per-example gradient rows (float64). */
@@ -195,7 +176,7 @@ describe('per-example clipping on wasm with the fast kernels', function () {
       tf.layers.dense({ units: 16, activation: 'relu' }),
       tf.layers.dense({ units: 4, activation: 'softmax' }),
     ] });
-    const x = floatTensor([10, 12], 1, 1.5);
+    const x = uniformTensor([10, 12], 1, 1.5);
     const y = tf.tensor1d([0, 1, 2, 3, 0, 1, 2, 3, 0, 1], 'int32');
     try {
       await checkOnWasm(model, x, y, ['auto', 'ghost']);
@@ -211,8 +192,8 @@ describe('per-example clipping on wasm with the fast kernels', function () {
       vocabSize: 40, sequenceLength: 8, modelDim: 32, numHeads: 2, ffnDim: 64, numClasses: 3,
     });
     for (const w of model.trainableWeights) {
-      if (w.name.includes('gamma')) w.write(tf.tidy(() => tf.add(1, floatTensor(w.shape as number[], 7, 0.3))));
-      if (w.name.includes('beta')) w.write(floatTensor(w.shape as number[], 8, 0.3));
+      if (w.name.includes('gamma')) w.write(tf.tidy(() => tf.add(1, uniformTensor(w.shape as number[], 7, 0.3))));
+      if (w.name.includes('beta')) w.write(uniformTensor(w.shape as number[], 8, 0.3));
     }
     if (!trainableEmbedding) model.getLayer('token_embedding').trainable = false;
     return model;
@@ -245,7 +226,7 @@ describe('per-example clipping on wasm with the fast kernels', function () {
 
   it('small transformer block on float inputs (the bench model, d=16, 2 heads, T=6, FFN 32, batch 8)', async () => {
     const model = createTransformerBlockModel({ sequenceLength: 6, modelDim: 16, numHeads: 2, ffnDim: 32, numClasses: 2 });
-    const x = floatTensor([8, 6, 16], 11, Math.sqrt(3));
+    const x = uniformTensor([8, 6, 16], 11, Math.sqrt(3));
     const y = tf.tensor1d([0, 1, 0, 1, 1, 0, 1, 0], 'int32');
     try {
       await checkOnWasm(model, x, y, ['auto', 'ghost', 'materialise']);
@@ -257,7 +238,7 @@ describe('per-example clipping on wasm with the fast kernels', function () {
 
   it('no tensors leak on wasm over repeated calls', () => {
     const model = createTransformerBlockModel({ sequenceLength: 4, modelDim: 8, numHeads: 2, ffnDim: 8, numClasses: 2 });
-    const x = floatTensor([3, 4, 8], 18);
+    const x = uniformTensor([3, 4, 8], 18);
     const y = tf.tensor1d([0, 1, 1], 'int32');
     try {
       disposeResult(computeClippedGradients(model, x, y, { l2NormClip: 1, loss: 'sparseCategoricalCrossentropy' }));

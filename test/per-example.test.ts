@@ -21,6 +21,7 @@ import type {
   ClippedGradientResult, ClippingStrategy, FunctionModel, PerExampleLossFn,
 } from '../src/dp/per-example/index.ts';
 import { createTransformerClassifier } from '../src/models/transformer.ts';
+import { intTensor, lcg } from './support/deterministic.ts';
 
 const REL_TOL = 1e-5;
 const CLIP_SLACK = 1e-6;
@@ -152,26 +153,12 @@ function checkModel(
   }
 }
 
-function seededUniform(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
-
 function normalTensor(shape: number[], seed: number, scale = 1): tf.Tensor {
-  const u = seededUniform(seed);
+  const u = lcg(seed);
   const n = shape.reduce((a, b) => a * b, 1);
   const data = new Float32Array(n);
   for (let i = 0; i < n; i++) data[i] = scale * (u() + u() + u() - 1.5) * 2;
   return tf.tensor(data, shape);
-}
-
-function intTensor(shape: number[], max: number, seed: number): tf.Tensor {
-  const u = seededUniform(seed);
-  const n = shape.reduce((a, b) => a * b, 1);
-  return tf.tensor(Int32Array.from({ length: n }, () => Math.floor(u() * max)), shape, 'int32');
 }
 
 describe('per-example clipping (cpu backend)', function () {

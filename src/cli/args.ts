@@ -55,6 +55,12 @@ export function accountantFlag(raw: string | undefined, fallback: AccountantName
   return raw;
 }
 
+/** Parse --tracking-uri (an http(s):// URL; absent → undefined). */
+export function trackingUriFlag(raw: string | undefined): string | undefined {
+  if (raw !== undefined && !/^https?:\/\//.test(raw)) throw new InvalidArgumentError('--tracking-uri', raw, 'an http(s):// URL');
+  return raw;
+}
+
 /** Parse --order (1 or 2). */
 export function orderFlag(raw: string | undefined): 1 | 2 | undefined {
   if (raw === undefined) return undefined;

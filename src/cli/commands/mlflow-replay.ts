@@ -1,7 +1,7 @@
 /** `ewtune mlflow replay <run dir>`: push a local run directory (spool, params, tags, artifacts) to an MLflow server. */
 import { MlflowClient } from '../../tracking/mlflow-client.ts';
 import { replayRunDir } from '../../tracking/replay.ts';
-import { parseFlags, UsageError, type CliCommand } from '../args.ts';
+import { parseFlags, trackingUriFlag, UsageError, type CliCommand } from '../args.ts';
 import { InvalidArgumentError } from '../../errors.ts';
 
 export const mlflowReplayCommand: CliCommand = {
@@ -14,9 +14,8 @@ export const mlflowReplayCommand: CliCommand = {
       'tracking-uri': { type: 'string' }, experiment: { type: 'string' }, 'run-id': { type: 'string' }, json: { type: 'boolean', default: false },
     }, true);
     if (positionals.length !== 1) throw new UsageError(`<run dir> must be exactly one path; got ${positionals.length}`);
-    const uri = values['tracking-uri'] ?? process.env.MLFLOW_TRACKING_URI;
+    const uri = trackingUriFlag(values['tracking-uri'] ?? process.env.MLFLOW_TRACKING_URI);
     if (!uri) throw new InvalidArgumentError('--tracking-uri', uri, 'given (or MLFLOW_TRACKING_URI set)');
-    if (!/^https?:\/\//.test(uri)) throw new InvalidArgumentError('--tracking-uri', uri, 'an http(s):// URL');
     const client = MlflowClient.fromEnv(uri);
     try {
       const r = await replayRunDir(positionals[0], client, { experimentName: values.experiment, runId: values['run-id'] });

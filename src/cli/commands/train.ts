@@ -1,7 +1,7 @@
 /** `ewtune train <config.json>`: one DP fine-tuning run from a configuration file (see plugin/run.ts). */
 import { loadConfig, ConfigError } from '../../../plugin/config.ts';
 import { runTraining, type RunResult } from '../../../plugin/run.ts';
-import { numberFlag, parseFlags, UsageError, type CliCommand, type CliIo } from '../args.ts';
+import { numberFlag, parseFlags, trackingUriFlag, UsageError, type CliCommand, type CliIo } from '../args.ts';
 import { InvalidArgumentError } from '../../errors.ts';
 
 /**
@@ -63,8 +63,7 @@ export const trainCommand: CliCommand = {
     if (maxSteps !== undefined && !(Number.isSafeInteger(maxSteps) && maxSteps >= 1)) throw new InvalidArgumentError('--max-steps', maxSteps, 'a positive integer');
     const targetEpsilon = numberFlag('--target-epsilon', values['target-epsilon'], false);
     if (targetEpsilon !== undefined && !(targetEpsilon > 0)) throw new InvalidArgumentError('--target-epsilon', targetEpsilon, 'a number > 0');
-    const trackingUri = values['tracking-uri'];
-    if (trackingUri !== undefined && !/^https?:\/\//.test(trackingUri)) throw new InvalidArgumentError('--tracking-uri', trackingUri, 'an http(s):// URL');
+    const trackingUri = trackingUriFlag(values['tracking-uri']);
     let config;
     try {
       config = loadConfig(positionals[0], { trackingUri, maxSteps, targetEpsilon });
