@@ -19,7 +19,6 @@ import type { TrackingSink, CloseResult } from '../src/tracking/sink.ts';
 import type { RunStatus } from '../src/tracking/mlflow-client.ts';
 import type { DpCallback, DpHistory } from '../src/train/types.ts';
 import { epsilonVsStepSvg, epsilonDeltaSvg, reportHtml, type EpsilonPoint, type EpsilonDeltaPoint } from '../src/report/charts.ts';
-import { EdgeworthAccountant } from '../src/accounting/edgeworth/index.ts';
 import { pldEpsilon } from '../src/accounting/pld/index.ts';
 import { rdpEpsilon } from '../src/accounting/rdp/index.ts';
 import { InvalidArgumentError } from '../src/errors.ts';
@@ -172,13 +171,11 @@ export class PrivacyTrackingCallback implements DpCallback {
     const stepSvg = await epsilonVsStepSvg(this.#points, { delta, budgetEpsilon: targetEpsilon });
     // ε–δ trade-off of the final composition: PLD (upper bound), RDP (upper bound), Edgeworth (estimate).
     const curve: EpsilonDeltaPoint[] = [];
-    const edgeworth = new EdgeworthAccountant({ order: this.#options.edgeworthOrder ?? 1 });
-    for (const seg of segments) edgeworth.compose(seg, seg.count);
     for (let e = -10; e <= -2; e += 1) {
       const d = 10 ** e;
       curve.push({ delta: d, epsilon: pldEpsilon(segments, d).epsilon, series: 'PLD (certified upper bound)' });
       curve.push({ delta: d, epsilon: rdpEpsilon(segments, d).epsilon, series: 'RDP (upper bound)' });
-      curve.push({ delta: d, epsilon: edgeworth.getEpsilon(d).epsilon, series: 'Edgeworth (estimate)' });
+      curve.push({ delta: d, epsilon: this.#monitor.edgeworthEpsilon(d).epsilon, series: 'Edgeworth (estimate)' });
     }
     const deltaSvg = await epsilonDeltaSvg(curve);
     this.sink.writeArtifact('privacy/epsilon_vs_step.svg', stepSvg);

@@ -186,7 +186,7 @@ describe('plugin end to end (real MLflow server, real Chromium)', function () {
     const config = smallConfig(runDir);
     config.tracking.trackingUri = 'http://127.0.0.1:9'; // discard port: connection refused
     await assert.rejects(runTraining(config, { ...quiet, env: { MLFLOW_HTTP_REQUEST_MAX_RETRIES: '0' } }));
-    const ledgers = readSpoolDirs(runDir);
+    const ledgers = runDirsWithLedger(runDir);
     assert.deepEqual(ledgers, [], 'no ledger was created');
   });
 
@@ -293,6 +293,6 @@ function spoolRecords(dir: string): SpoolRecord[] {
 }
 
 /** Run directories (with a ledger) created under `parent`. */
-function readSpoolDirs(parent: string): string[] {
+function runDirsWithLedger(parent: string): string[] {
   return readdirSync(parent).filter((d) => existsSync(join(parent, d, 'artifacts', 'privacy', 'ledger.jsonl')));
 }

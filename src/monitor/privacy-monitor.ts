@@ -65,6 +65,11 @@ export class PrivacyMonitor {
     return this.#edgeworth.segments;
   }
 
+  /** Edgeworth ε (estimate) of the steps so far at any δ (e.g. for an ε–δ curve), from the composed cumulants. */
+  edgeworthEpsilon(delta: number): EpsilonResult {
+    return this.#edgeworth.getEpsilon(delta);
+  }
+
   /** Compose the steps of a resumed run (from its ledger) without emitting per-step metrics. */
   resume(segments: readonly StepSegment[]): void {
     for (const s of segments) {
