@@ -176,10 +176,10 @@ describe('TrackingSink and replay against a real server', function () {
     const dir = newDir();
     const sink = await TrackingSink.open({ runDir: dir, client, experimentName: unique('deleted'), flushIntervalMs: 20, warn: (m) => warnings.push(m) });
     for (let s = 0; s < 10; s++) sink.record('m', s, s);
-    assert.equal((await sink.flush(5000)).complete, true);
+    assert.equal((await sink.flush(60_000)).complete, true);
     await client.transport.request({ method: 'POST', path: '/api/2.0/mlflow/experiments/delete', json: { experiment_id: sink.remote!.experimentId } });
     for (let s = 10; s < 40; s++) sink.record('m', s, s); // must not throw
-    const flushed = await sink.flush(5000);
+    const flushed = await sink.flush(60_000);
     assert.equal(flushed.complete, false);
     assert.equal(sink.state, 'stopped');
     await sink.close();
@@ -232,7 +232,8 @@ describe('TrackingSink: server faults before and during a run', function () {
     const dir = newDir();
     const sink = await TrackingSink.open({ runDir: dir, client, onUnreachable: 'spool', flushIntervalMs: 20, retryInitialMs: 20, retryMaxMs: 40, warn: (m) => warnings.push(m) });
     for (let s = 0; s < 50; s++) sink.record('m', s, s);
-    await new Promise((r) => setTimeout(r, 300)); // several background attempts fail
+    // Several background attempts fail: wait for them (a condition, not a guess of how long they take).
+    while (sink.stats.sendFailures < 2) await new Promise((r) => setTimeout(r, 20));
     assert.ok(sink.stats.sendFailures >= 2);
     assert.equal(sink.state, 'retrying');
     const closed = await sink.close({ deadlineMs: 200 });
@@ -253,9 +254,10 @@ describe('TrackingSink: server faults before and during a run', function () {
       const dir = newDir();
       const sink = await TrackingSink.open({ runDir: dir, client: MlflowClient.fromEnv(fake.uri, {}), flushIntervalMs: 20, warn: (m) => warnings.push(m) });
       for (let s = 0; s < 10; s++) sink.record('m', s, s);
-      await sink.flush(1000);
+      await sink.flush(60_000);
       for (let s = 10; s < 20; s++) sink.record('m', s, s);
-      await new Promise((r) => setTimeout(r, 100));
+      // The second batch is rejected: wait until the sink has stopped (it then sends nothing more, by design).
+      while (sink.state !== 'stopped') await new Promise((r) => setTimeout(r, 20));
       assert.equal(sink.state, 'stopped');
       const logBatchCalls = fake.requests.filter((r) => r.url.includes('log-batch')).length;
       assert.equal(logBatchCalls, 1, 'no retry of a rejected batch');
