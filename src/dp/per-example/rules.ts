@@ -15,6 +15,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { ClippingStrategy } from './types.ts';
 import type { ProbeSet } from './probes.ts';
 import { clippedSumOfStacked } from './naive.ts';
+import { loraRule } from './lora-rule.ts';
 
 /** The LayerVariable surface we use (tfjs-layers' LayerVariable is not exported as a type from the tfjs bundle). */
 export interface WeightVariable {
@@ -305,4 +306,5 @@ export const LAYER_RULES: ReadonlyMap<string, LayerRule> = new Map([
   ['Embedding', embeddingRule],
   ['LayerNormalization', layerNormRule],
   ['PositionEmbedding', positionEmbeddingRule],
+  ['LoraDense', loraRule],
 ]);
