@@ -71,8 +71,8 @@ describe('LoRA (cpu backend)', function () {
     const input = tf.input({ shape: [3] });
     const layer = new LoraDense({ units: 4, rank: 2, alpha: 16, activation: 'gelu', dropout: 0.1, trainBias: true, name: 'lora_cfg' });
     const model = tf.model({ inputs: input, outputs: layer.apply(input) as tf.SymbolicTensor });
-    const json = model.toJSON(null, false) as unknown as object;
-    const copy = (await tf.models.modelFromJSON({ modelTopology: json })).getLayer('lora_cfg');
+    const json = model.toJSON(null, false) as tf.io.ModelJSON['modelTopology'];
+    const copy = (await tf.models.modelFromJSON({ modelTopology: json } as tf.io.ModelJSON)).getLayer('lora_cfg');
     assert.ok(copy instanceof LoraDense);
     const config = layer.getConfig();
     for (const key of ['units', 'rank', 'alpha', 'useBias', 'trainBias', 'activation', 'dropout'] as const) {
@@ -135,7 +135,7 @@ describe('LoRA (cpu backend)', function () {
     try {
       const layer = new LoraDense({ units: 4, rank: 2, dropout: 0.5, name: 'lora_drop' });
       const x = uniformTensor([3, 10], 31);
-      tf.dispose(layer.apply(x));
+      tf.dispose(layer.apply(x) as tf.Tensor);
       layer.loraB.write(uniformTensor([2, 4], 32));
       const inference = layer.apply(x, { training: false }) as tf.Tensor;
       const noMask = layer.preActivation(x, null);
