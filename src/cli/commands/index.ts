@@ -8,6 +8,7 @@ import { calibrateCommand } from './calibrate.ts';
 import { epsilonCommand } from './epsilon.ts';
 import { ledgerCommand } from './ledger.ts';
 import { mlflowReplayCommand } from './mlflow-replay.ts';
+import { setupCommand } from './setup.ts';
 import { trainCommand } from './train.ts';
 
-export const COMMANDS: readonly CliCommand[] = [trainCommand, epsilonCommand, calibrateCommand, ledgerCommand, mlflowReplayCommand];
+export const COMMANDS: readonly CliCommand[] = [trainCommand, epsilonCommand, calibrateCommand, ledgerCommand, mlflowReplayCommand, setupCommand];
