@@ -215,8 +215,9 @@ export interface LoraFactoryOptions {
   /** Adapter-input dropout rate. Default 0. */
   dropout?: number;
   /**
-   * Which Linear layers get adapters: a layer gets one when its name's last path component (e.g. `query` of
-   * `encoder.layer.0.attention.self.query`) or its full name is listed. Default `['query', 'value']`.
+   * Which Linear layers get adapters: a layer gets one when its full name or a trailing run of its path components
+   * is listed (`query` matches `encoder.layer.0.attention.self.query`; `intermediate.dense` matches every layer's
+   * intermediate projection; `dense` matches every `….dense`). Default `['query', 'value']`.
    */
   targets?: readonly string[];
   /** Train the adapted layers' biases too. Default false. */
@@ -226,10 +227,12 @@ export interface LoraFactoryOptions {
 /** Default LoRA targets: the attention query and value projections (Hu et al. 2021; Yu et al. 2022). */
 export const DEFAULT_LORA_TARGETS: readonly string[] = ['query', 'value'];
 
-/** Whether a layer named `name` is one of `targets` (full name or last path component). */
+/**
+ * Whether a layer named `name` is one of `targets`: a target matches the full name or a trailing run of its
+ * dot-separated path components (`query`, `self.query`, `intermediate.dense`, `encoder.layer.0.output.dense`).
+ */
 export function isLoraTarget(name: string, targets: readonly string[]): boolean {
-  const last = name.slice(name.lastIndexOf('.') + 1);
-  return targets.includes(name) || targets.includes(last);
+  return targets.some((t) => name === t || name.endsWith(`.${t}`));
 }
 
 /**

@@ -1,0 +1,298 @@
+/**
+ * Fine-tuning modes (src/finetune) on a 2-layer random-weights BERT (hidden 32, 4 heads, intermediate 64, vocab 100,
+ * T 12, batch 5, padded attention masks, sentence pairs with token types 0/1), cpu backend. For every mode:
+ * - clipped sums and per-example norms of computeClippedGradients (auto, ghost, materialise) equal an explicit
+ *   per-example tf.variableGrads loop and the library's naive strategy (1e-5 relative), with no per-example loop;
+ * - exactly the trainable layers get a per-example record (frozen embeddings and frozen Linear layers none);
+ * - the trainable parameter count equals the count worked out by hand from the architecture;
+ * - tf.memory().numTensors stays flat over repeated dpStep calls.
+ * Plus: top-k with a cached bottom gives the same clipped sums as top-k on the full model; LoRA merged into the
+ * kernels gives the same probabilities as the unmerged model.
+ */
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { InvalidArgumentError } from '../src/errors.ts';
+import { computeClippedGradients } from '../src/dp/per-example/index.ts';
+import { LAYER_RULES } from '../src/dp/per-example/rules.ts';
+import type { LayerRule } from '../src/dp/per-example/rules.ts';
+import { createNoiseSource } from '../src/dp/noise.ts';
+import { dpStep } from '../src/train/dp-step.ts';
+import {
+  applyFinetuneMode, cacheBottomOutputs, createFinetuneModel, loraMergedWeights, validateFinetuneConfig,
+} from '../src/finetune/index.ts';
+import type { EncoderBuilder, FinetuneConfig } from '../src/finetune/index.ts';
+import { LoraDense } from '../src/models/lora.ts';
+import { buildStandinBert, buildStandinBottom } from './support/bert-standin.ts';
+import type { StandinConfig } from './support/bert-standin.ts';
+import { checkClipping, sparseCe } from './support/clipping-check.ts';
+import { intTensor, lcg, uniformTensor } from './support/deterministic.ts';
+
+const CONFIG: StandinConfig = {
+  vocabSize: 100, hiddenSize: 32, numHiddenLayers: 2, numAttentionHeads: 4, intermediateSize: 64,
+  maxPositionEmbeddings: 16, typeVocabSize: 2, layerNormEps: 1e-12,
+};
+const T = 12;
+const BATCH = 5;
+const LABELS = 3;
+
+/** A weight's name inside its layer (`kernel`, `bias`, `gamma`, `lora_A`, …; tfjs' uniqueness suffix dropped). */
+function localName(w: { name: string }): string {
+  return w.name.slice(w.name.lastIndexOf('/') + 1).replace(/_\d+$/, '');
+}
+
+/** The "pre-trained checkpoint": deterministic random weights keyed by `layer/local` name (an independent model). */
+function pretrainedWeights(): Map<string, tf.Tensor> {
+  const source = buildStandinBert(CONFIG, { numLabels: LABELS, pooling: 'cls', name: 'checkpoint' });
+  const out = new Map<string, tf.Tensor>();
+  let k = 0;
+  for (const layer of source.layers) {
+    for (const w of layer.weights) {
+      const local = localName(w);
+      // LayerNorm γ around 1, everything else small; gives non-trivial gradients everywhere.
+      const t = local === 'gamma' ? tf.add(1, uniformTensor(w.shape as number[], 100 + k, 0.2)) : uniformTensor(w.shape as number[], 100 + k, 0.2);
+      out.set(`${layer.name}/${local}`, t);
+      k++;
+    }
+  }
+  source.dispose();
+  return out;
+}
+
+function builderFor(weights: Map<string, tf.Tensor>): EncoderBuilder {
+  const opts = { numLabels: LABELS, pooling: 'cls' as const, sequenceLength: T };
+  return {
+    numLayers: CONFIG.numHiddenLayers,
+    build: ({ fromLayer, linear }) => buildStandinBert(CONFIG, { ...opts, fromLayer, linear }),
+    buildBottom: ({ toLayer }) => buildStandinBottom(CONFIG, toLayer, opts),
+    loadWeights(model) {
+      for (const layer of model.layers) {
+        for (const w of layer.weights) {
+          const t = weights.get(`${layer.name}/${localName(w)}`);
+          if (t) w.write(t);
+        }
+      }
+    },
+  };
+}
+
+/** [input_ids, token_type_ids, attention_mask] for sentence pairs with padding; labels. */
+function batchInputs(seed: number): { x: tf.Tensor[]; y: tf.Tensor } {
+  const u = lcg(seed);
+  const ids: number[] = [];
+  const types: number[] = [];
+  const mask: number[] = [];
+  const lengths = [12, 9, 7, 11, 5];
+  for (let i = 0; i < BATCH; i++) {
+    const len = lengths[i];
+    const first = Math.floor(len / 2);
+    for (let t = 0; t < T; t++) {
+      const real = t < len;
+      // [CLS]=1, [SEP]=2, [PAD]=0 as in BERT vocabularies; words from 3..99 with repeats.
+      ids.push(!real ? 0 : t === 0 ? 1 : t === first || t === len - 1 ? 2 : 3 + Math.floor(u() * 12));
+      types.push(real && t > first ? 1 : 0);
+      mask.push(real ? 1 : 0);
+    }
+  }
+  return {
+    x: [tf.tensor2d(ids, [BATCH, T], 'int32'), tf.tensor2d(types, [BATCH, T], 'int32'), tf.tensor2d(mask, [BATCH, T], 'float32')],
+    y: intTensor([BATCH], LABELS, seed + 1),
+  };
+}
+
+/** Layer names that got a per-example record (rule.forward calls) while `fn` runs. */
+function recordedLayers(fn: () => void): string[] {
+  const seen: string[] = [];
+  const originals = new Map<LayerRule, LayerRule['forward']>();
+  for (const rule of LAYER_RULES.values()) {
+    const forward = rule.forward;
+    originals.set(rule, forward);
+    (rule as { forward: LayerRule['forward'] }).forward = (layer, input, ctx) => { seen.push(layer.name); return forward(layer, input, ctx); };
+  }
+  try {
+    fn();
+  } finally {
+    for (const [rule, forward] of originals) (rule as { forward: LayerRule['forward'] }).forward = forward;
+  }
+  return seen;
+}
+
+// Parameter counts worked out from the architecture (d = 32, d_ff = 64, vocab 100, 16 positions, 2 types, 3 labels).
+const d = 32;
+const EMBEDDINGS = 100 * d + 16 * d + 2 * d + 2 * d; // word, position, token type, LayerNorm
+const LINEAR_DD = d * d + d;
+const LAYER = 4 * LINEAR_DD + 2 * d + (d * 64 + 64) + (64 * d + d) + 2 * d; // q,k,v,o; LN; intermediate; output; LN
+const POOLER = LINEAR_DD;
+const HEAD = d * LABELS + LABELS;
+const FULL = EMBEDDINGS + 2 * LAYER + POOLER + HEAD;
+const LORA_RANK = 4;
+const BIASES_PER_LAYER = 4 * d + 64 + d;
+
+interface ModeCase {
+  config: FinetuneConfig;
+  trainableParams: number;
+  totalParams: number;
+  /** Layers expected to carry per-example records. */
+  recorded: (name: string) => boolean;
+}
+
+const CASES: ModeCase[] = [
+  { config: { mode: 'full' }, trainableParams: FULL, totalParams: FULL, recorded: (n) => !n.endsWith('.core') },
+  {
+    config: { mode: 'full', trainWordEmbeddings: false }, trainableParams: FULL - 100 * d, totalParams: FULL,
+    recorded: (n) => n !== 'embeddings.word_embeddings',
+  },
+  {
+    config: { mode: 'top-k', topK: 1 }, trainableParams: LAYER + POOLER + HEAD, totalParams: FULL,
+    recorded: (n) => n.startsWith('encoder.layer.1.') || n === 'pooler.dense' || n === 'classifier',
+  },
+  {
+    config: { mode: 'lora', lora: { rank: LORA_RANK, alpha: 8 } },
+    trainableParams: 2 * 2 * (d * LORA_RANK + LORA_RANK * d) + HEAD, totalParams: FULL + 2 * 2 * 2 * d * LORA_RANK,
+    recorded: (n) => /\.attention\.self\.(query|value)$/.test(n) || n === 'classifier',
+  },
+  {
+    config: { mode: 'bitfit' }, trainableParams: 2 * (BIASES_PER_LAYER + 4 * d) + 2 * d + d + HEAD, totalParams: FULL,
+    recorded: (n) => n.endsWith('LayerNorm') || (n.startsWith('encoder.') && !n.endsWith('.core')) || n === 'pooler.dense' || n === 'classifier',
+  },
+  { config: { mode: 'head' }, trainableParams: HEAD, totalParams: FULL, recorded: (n) => n === 'classifier' },
+];
+
+function label(c: FinetuneConfig): string {
+  return JSON.stringify(c);
+}
+
+describe('fine-tuning modes on a 2-layer BERT (cpu backend)', function () {
+  this.timeout(300_000);
+  let weights: Map<string, tf.Tensor>;
+  before(async () => {
+    await tf.setBackend('cpu');
+    weights = pretrainedWeights();
+  });
+  after(() => tf.dispose([...weights.values()]));
+
+  for (const c of CASES) {
+    it(`${label(c.config)}: per-example clipping equals the per-example loop, no loop fallback, only trainable layers recorded`, () => {
+      const { model, bottom, summary } = createFinetuneModel(builderFor(weights), c.config);
+      assert.equal(bottom, null);
+      if (c.config.mode === 'lora') {
+        // Non-zero B so that A's gradient is non-trivial (a fresh adapter has B = 0).
+        model.layers.filter((l) => l instanceof LoraDense).forEach((l, k) => (l as LoraDense).loraB.write(uniformTensor([LORA_RANK, d], 300 + k, 0.3)));
+      }
+      assert.equal(summary.trainableParams, c.trainableParams, 'trainable parameters');
+      assert.equal(summary.totalParams, c.totalParams, 'total parameters');
+      const { x, y } = batchInputs(7);
+      let check: ReturnType<typeof checkClipping> | undefined;
+      const recorded = recordedLayers(() => { check = checkClipping(model, x, y); });
+      assert.deepEqual(check!.variables.sort(), [...summary.trainableWeights].sort());
+      const expected = model.layers.map((l) => l.name).filter((n) => summary.trainableLayers.includes(n));
+      assert.deepEqual([...new Set(recorded)].sort(), [...expected].sort(), 'records exactly for the trainable layers');
+      for (const n of expected) assert.ok(c.recorded(n), `${n} expected to be trainable in ${c.config.mode}`);
+      if (c.config.mode !== 'full') assert.ok(!recorded.includes('embeddings.word_embeddings'), 'frozen word embeddings: no record');
+      tf.dispose([...x, y]);
+      model.dispose();
+    });
+  }
+
+  it('top-k with a cached bottom: same clipped sums as top-k on the full model, and equal to the per-example loop', () => {
+    const builder = builderFor(weights);
+    const config: FinetuneConfig = { mode: 'top-k', topK: 1, cacheBottom: true };
+    const cached = createFinetuneModel(builder, config);
+    const plain = createFinetuneModel(builder, { mode: 'top-k', topK: 1 });
+    assert.ok(cached.bottom, 'a frozen bottom model');
+    assert.equal(cached.bottom!.trainableWeights.length, 0);
+    assert.equal(cached.summary.trainableParams, LAYER + POOLER + HEAD);
+    assert.ok(!cached.model.layers.some((l) => l.name.startsWith('embeddings.')), 'the top model has no embeddings');
+    const { x, y } = batchInputs(9);
+    const topInputs = cacheBottomOutputs(cached.bottom!, x, 2); // batches of 2: 3 bottom calls for 5 examples
+    assert.deepEqual(topInputs[0].shape, [BATCH, T, d]);
+    const recorded = recordedLayers(() => checkClipping(cached.model, topInputs, y));
+    assert.ok(!recorded.some((n) => n.startsWith('embeddings.') || n.startsWith('encoder.layer.0.')));
+    const opts = { l2NormClip: 0.5, loss: sparseCe };
+    const a = computeClippedGradients(cached.model, topInputs, y, opts);
+    const b = computeClippedGradients(plain.model, x, y, opts);
+    const byLocal = (m: Map<string, tf.Tensor>) => new Map([...m].map(([k, v]) => [k.replace(/_\d+$/, ''), v]));
+    const am = byLocal(a.clippedSum);
+    const bm = byLocal(b.clippedSum);
+    assert.deepEqual([...am.keys()].sort(), [...bm.keys()].sort());
+    for (const [k, t] of am) {
+      const diff = tf.max(tf.abs(tf.sub(t, bm.get(k)!))).dataSync()[0];
+      const scale = tf.max(tf.abs(bm.get(k)!)).dataSync()[0];
+      assert.ok(diff <= 1e-5 * Math.max(scale, 1e-6), `${k}: ${diff} vs scale ${scale}`);
+    }
+    a.perExampleNorms.forEach((n, i) => assert.ok(Math.abs(n - b.perExampleNorms[i]) <= 1e-5 * n, `norm ${i}`));
+    tf.dispose([...a.clippedSum.values(), ...b.clippedSum.values(), ...topInputs, ...x, y]);
+    cached.model.dispose();
+    cached.bottom!.dispose();
+    plain.model.dispose();
+  });
+
+  for (const c of [...CASES, { config: { mode: 'top-k', topK: 1, cacheBottom: true } as FinetuneConfig }]) {
+    it(`${label(c.config)}: tf.memory().numTensors is flat over dpStep calls`, async () => {
+      const ft = createFinetuneModel(builderFor(weights), c.config);
+      const { x, y } = batchInputs(11);
+      const inputs = ft.bottom ? cacheBottomOutputs(ft.bottom, x) : x;
+      const data = { x: inputs, y };
+      const optimizer = tf.train.adam(1e-3);
+      const noise = createNoiseSource('gaussian');
+      const step = () => dpStep(ft.model, data, Int32Array.from([0, 2, 3, 4]), {
+        l2NormClip: 1, loss: 'sparseCategoricalCrossentropy', noiseMultiplier: 1, expectedBatchSize: 4, noise, optimizer,
+        strategy: 'auto',
+      });
+      const first = await step(); // creates the optimizer's slots
+      assert.deepEqual(first.fallbackLayers, []);
+      const baseline = tf.memory().numTensors;
+      for (let k = 0; k < 3; k++) {
+        const r = await step();
+        assert.deepEqual(r.fallbackLayers, []);
+        assert.equal(tf.memory().numTensors, baseline, `step ${k + 2}`);
+      }
+      optimizer.dispose();
+      if (inputs !== x) tf.dispose(inputs);
+      tf.dispose([...x, y]);
+      ft.model.dispose();
+      ft.bottom?.dispose();
+    });
+  }
+
+  it('LoRA merged into the kernels gives the same probabilities as the unmerged model', () => {
+    const builder = builderFor(weights);
+    const lora = createFinetuneModel(builder, { mode: 'lora', lora: { rank: LORA_RANK, alpha: 16, targets: ['query', 'value', 'intermediate.dense'] } });
+    const adapters = lora.model.layers.filter((l) => l instanceof LoraDense) as LoraDense[];
+    assert.equal(adapters.length, 6);
+    adapters.forEach((l, k) => l.loraB.write(uniformTensor(l.loraB.shape as number[], 400 + k, 0.5)));
+    const plain = builder.build({});
+    for (const layer of plain.layers) {
+      const src = lora.model.getLayer(layer.name);
+      const merged = loraMergedWeights(src);
+      if (merged) {
+        layer.setWeights(merged.bias ? [merged.kernel, merged.bias] : [merged.kernel]);
+        tf.dispose([merged.kernel, merged.bias ?? []]);
+      } else if (layer.weights.length > 0) {
+        layer.setWeights(src.getWeights());
+      }
+    }
+    const { x } = batchInputs(13);
+    const p = lora.model.predict(x) as tf.Tensor;
+    const q = plain.predict(x) as tf.Tensor;
+    const base = createFinetuneModel(builder, { mode: 'head' }).model.predict(x) as tf.Tensor;
+    assert.ok(tf.max(tf.abs(tf.sub(p, base))).dataSync()[0] > 1e-3, 'the adapters change the output');
+    assert.ok(tf.max(tf.abs(tf.sub(p, q))).dataSync()[0] < 1e-5, 'merged = unmerged');
+    tf.dispose([p, q, base, ...x]);
+  });
+
+  it('rejects bad configs with InvalidArgumentError naming the field, before building', () => {
+    const isArg = (field: string) => (e: unknown) => e instanceof InvalidArgumentError && e.argument === field;
+    assert.throws(() => validateFinetuneConfig({ mode: 'prefix' as 'full' }, 2), isArg('model.finetune.mode'));
+    assert.throws(() => validateFinetuneConfig({ mode: 'top-k' }, 2), isArg('model.finetune.topK'));
+    assert.throws(() => validateFinetuneConfig({ mode: 'top-k', topK: 3 }, 2), isArg('model.finetune.topK'));
+    assert.throws(() => validateFinetuneConfig({ mode: 'head', topK: 1 }, 2), isArg('model.finetune.topK'));
+    assert.throws(() => validateFinetuneConfig({ mode: 'bitfit', lora: { rank: 2 } }, 2), isArg('model.finetune.lora'));
+    assert.throws(() => validateFinetuneConfig({ mode: 'lora', lora: { rank: 0 } }, 2), isArg('rank'));
+    const plain = builderFor(weights).build({});
+    assert.throws(() => applyFinetuneMode(plain, { mode: 'lora' }), isArg('model'));
+    const lora = createFinetuneModel(builderFor(weights), { mode: 'lora', lora: { targets: ['query'] } }).model;
+    assert.throws(() => applyFinetuneMode(lora, { mode: 'lora', lora: { targets: ['nonexistent'] } }), isArg('model.finetune.lora.targets'));
+    plain.dispose();
+    lora.dispose();
+  });
+});
