@@ -18,15 +18,16 @@ import { pldEpsilon } from '../accounting/pld/index.ts';
 import { rdpEpsilon } from '../accounting/rdp/index.ts';
 import { calibrateNoiseMultiplier } from '../accounting/calibrate.ts';
 import { createNoiseSource } from '../dp/noise.ts';
+import { validateClippingCall } from '../dp/per-example/index.ts';
 import type { NoiseSource } from '../dp/noise.ts';
 import { poissonSample, shuffledBatches } from '../dp/sampling.ts';
 import { BudgetPolicy } from '../budget/index.ts';
 import type { CertifiedEpsilonFn } from '../budget/index.ts';
 import { DpCallbackList, numericLogs } from './callbacks.ts';
+import { assertPositiveNumber, validateModelAndData } from './checks.ts';
 import { accountedNoiseMultiplier, dpStep } from './dp-step.ts';
 import type { DpData, DpFitArgs, DpHistory, StepRecord, StopReason, TrainableModel } from './types.ts';
 
-const SUPPORTED_DTYPES = new Set(['float32', 'int32']);
 const OPTIMIZERS = ['sgd', 'adam', 'momentum', 'rmsprop', 'adagrad'] as const;
 
 /** Default certified ε for the budget stop: PLD (upper bound, grid 1e-4) or RDP. */
@@ -34,21 +35,6 @@ export function defaultCertifiedEpsilon(accountant: 'pld' | 'rdp' = 'pld'): Cert
   return accountant === 'rdp'
     ? (segments, delta) => rdpEpsilon(segments, delta).epsilon
     : (segments, delta) => pldEpsilon(segments, delta).epsilon;
-}
-
-function trainableVariables(model: TrainableModel): tf.Variable[] {
-  if (model instanceof tf.LayersModel) return model.trainableWeights.map((w) => w.read() as tf.Variable);
-  const vars = (model as { variables?: unknown }).variables;
-  if (!Array.isArray(vars) || typeof (model as { predict?: unknown }).predict !== 'function') {
-    throw new InvalidArgumentError('model', model, 'a tf.LayersModel or { variables: tf.Variable[], predict }');
-  }
-  return vars.filter((v: tf.Variable) => v.trainable);
-}
-
-function assertPositiveNumber(argument: string, value: unknown): asserts value is number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw new InvalidArgumentError(argument, value, 'a finite number > 0');
-  }
 }
 
 function resolveOptimizer(args: DpFitArgs): tf.Optimizer {
@@ -90,31 +76,7 @@ export function validateFit(model: TrainableModel, data: DpData, args: DpFitArgs
   if (model === null || typeof model !== 'object') throw new InvalidArgumentError('model', model, 'a model');
   if (data === null || typeof data !== 'object') throw new InvalidArgumentError('data', data, 'an object { x, y }');
   if (args === null || typeof args !== 'object') throw new InvalidArgumentError('args', args, 'an object');
-  const xs = Array.isArray(data.x) ? data.x : [data.x];
-  if (xs.length === 0) throw new InvalidArgumentError('data.x', data.x, 'a tensor or a non-empty array of tensors');
-  xs.forEach((t, i) => {
-    const name = Array.isArray(data.x) ? `data.x[${i}]` : 'data.x';
-    if (!(t instanceof tf.Tensor)) throw new InvalidArgumentError(name, t, 'a tf.Tensor');
-    if (t.isDisposed) throw new InvalidArgumentError(name, 'disposed tensor', 'a live tensor');
-    if (!SUPPORTED_DTYPES.has(t.dtype)) throw new InvalidArgumentError(`${name}.dtype`, t.dtype, "'float32' or 'int32'");
-    if (t.rank < 1) throw new InvalidArgumentError(`${name}.shape`, t.shape, 'of rank ≥ 1 (examples first)');
-  });
-  if (!(data.y instanceof tf.Tensor)) throw new InvalidArgumentError('data.y', data.y, 'a tf.Tensor');
-  if (!SUPPORTED_DTYPES.has(data.y.dtype)) throw new InvalidArgumentError('data.y.dtype', data.y.dtype, "'float32' or 'int32'");
-  if (data.y.rank < 1) throw new InvalidArgumentError('data.y.shape', data.y.shape, 'of rank ≥ 1 (examples first)');
-  const datasetSize = xs[0].shape[0];
-  if (datasetSize === 0) throw new InvalidArgumentError('data.x', xs[0].shape, 'a non-empty dataset (shape[0] ≥ 1)');
-  xs.forEach((t, i) => {
-    if (t.shape[0] !== datasetSize) {
-      throw new InvalidArgumentError(`data.x[${i}].shape[0]`, t.shape[0], `equal to data.x[0].shape[0] = ${datasetSize}`);
-    }
-  });
-  if (data.y.shape[0] !== datasetSize) {
-    throw new InvalidArgumentError('data.y.shape[0]', data.y.shape[0], `equal to data.x.shape[0] = ${datasetSize}`);
-  }
-  const variables = trainableVariables(model);
-  if (variables.length === 0) throw new InvalidArgumentError('model', 'no trainable weights', 'a model with trainable weights');
-  const dimension = variables.reduce((n, v) => n + v.size, 0);
+  const { datasetSize, dimension } = validateModelAndData(model, data);
 
   assertPositiveNumber('l2NormClip', args.l2NormClip);
   if (args.target !== undefined) {
@@ -144,6 +106,8 @@ export function validateFit(model: TrainableModel, data: DpData, args: DpFitArgs
     throw new InvalidArgumentError('expectedBatchSize', E, "an integer for sampler 'shuffle'");
   }
   if (args.loss === undefined) throw new InvalidArgumentError('loss', args.loss, 'a loss name or function');
+  // The clipper's own checks (loss, strategy, layers that mix examples), here so they run before any step.
+  validateClippingCall(model, { l2NormClip: args.l2NormClip, loss: args.loss, strategy: args.strategy });
   if (args.epochs !== undefined) assertSteps(args.epochs, 'epochs');
   if (args.steps !== undefined) assertSteps(args.steps, 'steps');
   const b = args.budget;
@@ -180,8 +144,32 @@ export function validateFit(model: TrainableModel, data: DpData, args: DpFitArgs
  */
 export async function dpFit(model: TrainableModel, data: DpData, args: DpFitArgs): Promise<DpHistory> {
   const v = validateFit(model, data, args);
-  const optimizer = resolveOptimizer(args);
   const noise = resolveNoise(args.noise);
+  // An optimizer named in args is created here and disposed here (its slots: Adam's moments, SGD's scalar...);
+  // an instance passed by the caller is the caller's (its state may be saved or reused after the call).
+  const owned = !(args.optimizer instanceof tf.Optimizer);
+  const optimizer = resolveOptimizer(args);
+  try {
+    return await fit(model, data, args, v, optimizer, noise);
+  } finally {
+    if (owned) disposeOptimizer(optimizer);
+  }
+}
+
+/**
+ * optimizer.dispose(), then any tensor still held in its own fields: tfjs 4.22's MomentumOptimizer.dispose() does not
+ * dispose the learning-rate scalar `c` of its SGD base class (one tensor per optimizer). Only for optimizers dpFit
+ * created (nothing else holds their tensors).
+ */
+function disposeOptimizer(optimizer: tf.Optimizer): void {
+  optimizer.dispose();
+  for (const value of Object.values(optimizer)) {
+    if (value instanceof tf.Tensor && !value.isDisposed) value.dispose();
+  }
+}
+
+async function fit(model: TrainableModel, data: DpData, args: DpFitArgs, v: ValidatedFit, optimizer: tf.Optimizer,
+  noise: NoiseSource): Promise<DpHistory> {
   const callbacks = new DpCallbackList(args.callbacks);
   const sampler = args.sampler ?? 'poisson';
   const { sampleRate, datasetSize } = v;

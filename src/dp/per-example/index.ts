@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { naiveClippedGradients, naiveStep } from './naive.ts';
-import { prepareCall } from './prepare.ts';
+import { prepareCall, validateClippingCall } from './prepare.ts';
 import { vectorisedStep, warnFallbackOnce } from './vectorised.ts';
 import type { ClippableModel, ClippedGradientOptions, ClippedGradientResult, ModelInput } from './types.ts';
 
@@ -15,7 +15,8 @@ export type {
   BuiltinLossName, ClippableModel, ClippedGradientOptions, ClippedGradientResult, ClippingStrategy, FunctionModel,
   ModelInput, PerExampleLossFn,
 } from './types.ts';
-export { naiveClippedGradients };
+export { naiveClippedGradients, validateClippingCall };
+export type { ValidatedClipping } from './prepare.ts';
 export { resolveLoss } from './losses.ts';
 
 /** The label reported in fallbackLayers for a model written as a function of tfjs-core ops. */
@@ -31,12 +32,16 @@ export const FUNCTION_MODEL_LABEL = '<function model>';
  *   once, uses the per-example loop for its own weights (listed in `fallbackLayers`, console.warn once per model).
  * - A {@link FunctionModel} uses the per-example loop.
  * - Frozen weights (trainable = false) get no entry and no extra work.
- * - The forward pass runs in inference mode (dropout off). Regularizer losses are not included.
+ * - The forward pass is a training pass: dropout is on (each example its own mask, from TF.js's random ops: not
+ *   privacy noise, and DP holds whatever the masks), as in model.fit; masks (e.g. Embedding maskZero) propagate as
+ *   in model.fit/predict. BatchNormalization is refused unless frozen (trainable = false: inference mode on its
+ *   moving statistics), because batch statistics mix examples. Regularizer losses are not included.
  * - An example whose gradient is non-finite contributes zero and is counted in `nonFiniteCount`.
  * - All intermediate tensors are disposed; the caller owns (and must dispose) the tensors of `clippedSum`.
  *
  * @throws InvalidArgumentError (before any work) for l2NormClip ≤ 0 or non-finite, an unknown loss or strategy,
- *   x/y batch mismatch, wrong number of inputs, unsupported dtypes, or a model without trainable weights.
+ *   x/y batch mismatch, wrong number of inputs, unsupported dtypes, a model without trainable weights, or a
+ *   BatchNormalization layer in training mode (the error names the layer and says why).
  */
 export function computeClippedGradients(
   model: ClippableModel, x: ModelInput, y: tf.Tensor, options: ClippedGradientOptions,

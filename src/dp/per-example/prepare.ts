@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { InvalidArgumentError } from '../../errors.ts';
 import { BUILTIN_LOSS_NAMES, resolveLoss } from './losses.ts';
+import { assertPerExampleSafe, runGraph } from './graph.ts';
 import type {
   ClippableModel, ClippedGradientOptions, ClippingStrategy, FunctionModel, ModelInput, PerExampleLossFn,
 } from './types.ts';
@@ -38,16 +39,35 @@ export function isFunctionModel(model: unknown): model is FunctionModel {
   );
 }
 
-/** Runs the model's forward pass (inference mode: dropout off, so no TF.js random op on the privacy path). */
+/**
+ * Runs the model's forward pass for the per-example loop: a tfjs-layers model in training mode, as the vectorised
+ * pass does (graph.ts: dropout on, frozen BatchNormalization in inference mode, masks propagated as model.fit does);
+ * a function model as written.
+ */
 export function forward(call: PreparedCall, inputs: tf.Tensor[]): tf.Tensor {
   if (call.kind === 'function') return (call.model as FunctionModel).predict(inputs[0]);
-  const out = (call.model as tf.LayersModel).apply(inputs.length === 1 ? inputs[0] : inputs, { training: false });
-  return out as tf.Tensor;
+  return runGraph(call.model as tf.LayersModel, inputs, [], null).outputs[0];
 }
 
-export function prepareCall(
-  model: ClippableModel, x: ModelInput, y: tf.Tensor, options: ClippedGradientOptions,
-): PreparedCall {
+/** What {@link validateClippingCall} found: everything about a call that does not depend on x and y. */
+export interface ValidatedClipping {
+  kind: PreparedCall['kind'];
+  trainable: TrainableVariable[];
+  /** Number of model inputs (tensors expected in x). */
+  expectedInputs: number;
+  l2NormClip: number;
+  loss: PerExampleLossFn;
+  strategy: ClippingStrategy;
+}
+
+/**
+ * The checks of computeClippedGradients that do not need the batch: options (l2NormClip, loss, strategy) and the
+ * model (a LayersModel with one output and trainable weights and no layer that mixes examples, or a function model).
+ * Builds a Sequential that was never built. Runs before any tensor work.
+ *
+ * @throws InvalidArgumentError naming the argument.
+ */
+export function validateClippingCall(model: ClippableModel, options: ClippedGradientOptions): ValidatedClipping {
   if (options === null || typeof options !== 'object') {
     throw new InvalidArgumentError('options', options, 'an object with l2NormClip and loss');
   }
@@ -91,7 +111,14 @@ export function prepareCall(
     throw new InvalidArgumentError('model', kind === 'layers' ? (model as tf.LayersModel).name : 'function model',
       'a model with at least one trainable variable');
   }
+  if (kind === 'layers') assertPerExampleSafe(model as tf.LayersModel);
+  return { kind, trainable, expectedInputs, l2NormClip, loss: resolveLoss(loss), strategy };
+}
 
+export function prepareCall(
+  model: ClippableModel, x: ModelInput, y: tf.Tensor, options: ClippedGradientOptions,
+): PreparedCall {
+  const { kind, trainable, expectedInputs, l2NormClip, loss, strategy } = validateClippingCall(model, options);
   const inputs = Array.isArray(x) ? x : [x];
   if (inputs.length !== expectedInputs || !inputs.every((t) => t instanceof tf.Tensor)) {
     throw new InvalidArgumentError('x', describe(x), `${expectedInputs} tensor(s), one per model input`);
@@ -112,7 +139,7 @@ export function prepareCall(
     throw new InvalidArgumentError('y', y.shape, `a tensor whose batch size equals x's (${batchSize})`);
   }
   return {
-    kind, model, inputs, y, batchSize, l2NormClip, loss: resolveLoss(loss), strategy, trainable,
+    kind, model, inputs, y, batchSize, l2NormClip, loss, strategy, trainable,
   };
 }
 

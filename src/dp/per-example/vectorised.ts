@@ -35,6 +35,7 @@ export function vectorisedStep(call: PreparedCall): ClippedGradientResult {
       probes,
       strategy: call.strategy,
       batchSize: B,
+      training: true,
       isTrainable: (w): w is { name: string; read(): tf.Tensor } => w != null && trainableNames.has(w.name),
     },
     trainableNames,
