@@ -14,7 +14,7 @@ import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { calibrateNoiseMultiplier, resolveSteps, type CalibrationResult } from '../src/accounting/calibrate.ts';
 import { PrivacyLedger } from '../src/accounting/ledger.ts';
-import { initBackend } from '../src/backend/index.ts';
+import { chooseBackend } from '../src/backend/index.ts';
 import { deltaWarning } from '../src/validate.ts';
 import { MlflowClient } from '../src/tracking/mlflow-client.ts';
 import { TrackingSink } from '../src/tracking/sink.ts';
@@ -90,8 +90,9 @@ export async function runTraining(config: TrainingConfig, options: RunOptions = 
   let signalled: NodeJS.Signals | undefined;
   try {
     // 2. Backend, data, model.
-    const backend = await initBackend(config.training.backend);
-    log(`ewtune: backend ${backend}; loading data and the pre-trained embedding`);
+    const backendChoice = await chooseBackend(config.training.backend);
+    const backend = backendChoice.name;
+    log(`ewtune: backend ${backend} (${backendChoice.reason}); loading data and the pre-trained embedding`);
     data = prepareData(config);
     model = buildClassifier(config, data.vocabularySize, data.vectors);
     const datasetSize = data.train.size;
@@ -124,7 +125,7 @@ export async function runTraining(config: TrainingConfig, options: RunOptions = 
       noise_multiplier: noiseMultiplier, l2_norm_clip: config.training.l2NormClip, sampling_rate: sampleRate,
       expected_batch_size: E, dataset_size: datasetSize, steps: plannedSteps, steps_per_epoch: stepsPerEpoch,
       target_delta: delta, accountant: config.privacy.accountant, sampler: config.privacy.sampler,
-      noise_mode: config.privacy.noiseMode, backend, optimizer: config.training.optimizer,
+      noise_mode: config.privacy.noiseMode, backend, backend_reason: backendChoice.reason, optimizer: config.training.optimizer,
       learning_rate: config.training.learningRate, max_tokens: config.data.maxTokens, vocabulary_size: data.vocabularySize,
       model_dim: config.model.dModel, heads: config.model.heads, ffn_dim: config.model.ffnDim, layers: config.model.layers,
       embedding: config.model.embedding, freeze_embedding: config.model.freezeEmbedding, data: config.data.kind,
