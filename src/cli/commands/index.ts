@@ -4,11 +4,13 @@
  * 'mlflow replay') is matched against the first two arguments.
  */
 import type { CliCommand } from '../args.ts';
+import { auditCommand } from './audit.ts';
 import { calibrateCommand } from './calibrate.ts';
+import { dataFetchCommand } from './data.ts';
 import { epsilonCommand } from './epsilon.ts';
 import { ledgerCommand } from './ledger.ts';
 import { mlflowReplayCommand } from './mlflow-replay.ts';
 import { setupCommand } from './setup.ts';
 import { trainCommand } from './train.ts';
 
-export const COMMANDS: readonly CliCommand[] = [trainCommand, epsilonCommand, calibrateCommand, ledgerCommand, mlflowReplayCommand, setupCommand];
+export const COMMANDS: readonly CliCommand[] = [trainCommand, epsilonCommand, calibrateCommand, ledgerCommand, mlflowReplayCommand, setupCommand, auditCommand, dataFetchCommand];
