@@ -22,57 +22,44 @@ import {
 } from '../src/finetune/index.ts';
 import type { EncoderBuilder, FinetuneConfig } from '../src/finetune/index.ts';
 import { LoraDense } from '../src/models/lora.ts';
-import { buildStandinBert, buildStandinBottom } from './support/bert-standin.ts';
-import type { StandinConfig } from './support/bert-standin.ts';
+import { parseBertConfig } from '../src/models/bert/config.ts';
+import { buildBert } from '../src/models/bert/model.ts';
+import { BERT_ARCHITECTURE } from '../src/models/bert/architecture.ts';
+import { collectWeights, localWeightName } from '../src/model-dir/weights.ts';
+import type { StoredTensor } from '../src/model-dir/safetensors.ts';
+import { architectureBuilder } from '../src/finetune/builder.ts';
 import { checkClipping, sparseCe } from './support/clipping-check.ts';
 import { intTensor, lcg, uniformTensor } from './support/deterministic.ts';
 
-const CONFIG: StandinConfig = {
-  vocabSize: 100, hiddenSize: 32, numHiddenLayers: 2, numAttentionHeads: 4, intermediateSize: 64,
-  maxPositionEmbeddings: 16, typeVocabSize: 2, layerNormEps: 1e-12,
-};
+const CONFIG = parseBertConfig({
+  model_type: 'bert', vocab_size: 100, hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 4,
+  intermediate_size: 64, max_position_embeddings: 16, type_vocab_size: 2, layer_norm_eps: 1e-12, hidden_act: 'gelu',
+  hidden_dropout_prob: 0.1, attention_probs_dropout_prob: 0.1,
+});
 const T = 12;
 const BATCH = 5;
 const LABELS = 3;
 
-/** A weight's name inside its layer (`kernel`, `bias`, `gamma`, `lora_A`, …; tfjs' uniqueness suffix dropped). */
-function localName(w: { name: string }): string {
-  return w.name.slice(w.name.lastIndexOf('/') + 1).replace(/_\d+$/, '');
-}
-
-/** The "pre-trained checkpoint": deterministic random weights keyed by `layer/local` name (an independent model). */
-function pretrainedWeights(): Map<string, tf.Tensor> {
-  const source = buildStandinBert(CONFIG, { numLabels: LABELS, pooling: 'cls', name: 'checkpoint' });
-  const out = new Map<string, tf.Tensor>();
-  let k = 0;
-  for (const layer of source.layers) {
-    for (const w of layer.weights) {
-      const local = localName(w);
-      // LayerNorm γ around 1, everything else small; gives non-trivial gradients everywhere.
-      const t = local === 'gamma' ? tf.add(1, uniformTensor(w.shape as number[], 100 + k, 0.2)) : uniformTensor(w.shape as number[], 100 + k, 0.2);
-      out.set(`${layer.name}/${local}`, t);
-      k++;
-    }
-  }
+/**
+ * The "pre-trained checkpoint": a BERT with deterministic random weights (LayerNorm γ around 1, everything else
+ * U(−0.2, 0.2), biases included so that no gradient is trivially zero), saved to Hugging Face names and layout.
+ */
+function checkpoint(): Map<string, StoredTensor> {
+  const source = buildBert(CONFIG, { numLabels: LABELS, pooling: 'cls', dropout: false, name: 'checkpoint' });
+  source.weights.forEach((w, k) => {
+    const u = uniformTensor(w.shape as number[], 100 + k, 0.2);
+    const t = localWeightName(w as unknown as { originalName: string }) === 'gamma' ? tf.add(1, u) : u;
+    w.write(t);
+    tf.dispose([u, t]);
+  });
+  const saved = collectWeights(source, BERT_ARCHITECTURE);
   source.dispose();
-  return out;
+  return new Map([...saved].map(([name, t]) => [name, { dtype: 'F32' as const, shape: t.shape, values: t.values }]));
 }
 
-function builderFor(weights: Map<string, tf.Tensor>): EncoderBuilder {
-  const opts = { numLabels: LABELS, pooling: 'cls' as const, sequenceLength: T };
-  return {
-    numLayers: CONFIG.numHiddenLayers,
-    build: ({ fromLayer, linear }) => buildStandinBert(CONFIG, { ...opts, fromLayer, linear }),
-    buildBottom: ({ toLayer }) => buildStandinBottom(CONFIG, toLayer, opts),
-    loadWeights(model) {
-      for (const layer of model.layers) {
-        for (const w of layer.weights) {
-          const t = weights.get(`${layer.name}/${localName(w)}`);
-          if (t) w.write(t);
-        }
-      }
-    },
-  };
+/** The real BERT builder with the checkpoint; no dropout layers unless asked (clipping is compared exactly). */
+function builderFor(weights: Map<string, StoredTensor>, dropout = false, pooling: 'mean' | 'cls' = 'cls'): EncoderBuilder {
+  return architectureBuilder(BERT_ARCHITECTURE, CONFIG, { numLabels: LABELS, pooling, sequenceLength: T, dropout }, weights);
 }
 
 /** [input_ids, token_type_ids, attention_mask] for sentence pairs with padding; labels. */
@@ -133,6 +120,8 @@ interface ModeCase {
   totalParams: number;
   /** Layers expected to carry per-example records. */
   recorded: (name: string) => boolean;
+  /** Default 'cls' (with the pooler). */
+  pooling?: 'mean' | 'cls';
 }
 
 const CASES: ModeCase[] = [
@@ -151,6 +140,15 @@ const CASES: ModeCase[] = [
     recorded: (n) => /\.attention\.self\.(query|value)$/.test(n) || n === 'classifier',
   },
   {
+    // Every Linear but the head adapted, mean pooling (no pooler): in → r → out for q, k, v, attention output
+    // (32 → 32), intermediate (32 → 64) and output (64 → 32).
+    config: { mode: 'lora', lora: { rank: 2, targets: ['query', 'key', 'value', 'dense'], trainBias: true } },
+    pooling: 'mean',
+    trainableParams: 2 * (4 * (2 * (d * 2) + d) + (d * 2 + 2 * 64 + 64) + (64 * 2 + 2 * d + d)) + HEAD,
+    totalParams: FULL - POOLER + 2 * (4 * 2 * (d * 2) + (d * 2 + 2 * 64) + (64 * 2 + 2 * d)),
+    recorded: (n) => /\.(query|key|value|dense)$/.test(n) || n === 'classifier',
+  },
+  {
     config: { mode: 'bitfit' }, trainableParams: 2 * (BIASES_PER_LAYER + 4 * d) + 2 * d + d + HEAD, totalParams: FULL,
     recorded: (n) => n.endsWith('LayerNorm') || (n.startsWith('encoder.') && !n.endsWith('.core')) || n === 'pooler.dense' || n === 'classifier',
   },
@@ -163,20 +161,22 @@ function label(c: FinetuneConfig): string {
 
 describe('fine-tuning modes on a 2-layer BERT (cpu backend)', function () {
   this.timeout(300_000);
-  let weights: Map<string, tf.Tensor>;
+  let weights: Map<string, StoredTensor>;
   before(async () => {
     await tf.setBackend('cpu');
-    weights = pretrainedWeights();
+    weights = checkpoint();
   });
-  after(() => tf.dispose([...weights.values()]));
 
   for (const c of CASES) {
     it(`${label(c.config)}: per-example clipping equals the per-example loop, no loop fallback, only trainable layers recorded`, () => {
-      const { model, bottom, summary } = createFinetuneModel(builderFor(weights), c.config);
+      const { model, bottom, summary } = createFinetuneModel(builderFor(weights, false, c.pooling), c.config);
       assert.equal(bottom, null);
       if (c.config.mode === 'lora') {
         // Non-zero B so that A's gradient is non-trivial (a fresh adapter has B = 0).
-        model.layers.filter((l) => l instanceof LoraDense).forEach((l, k) => (l as LoraDense).loraB.write(uniformTensor([LORA_RANK, d], 300 + k, 0.3)));
+        model.layers.filter((l) => l instanceof LoraDense).forEach((l, k) => {
+          const b = (l as LoraDense).loraB;
+          b.write(uniformTensor(b.shape as number[], 300 + k, 0.3));
+        });
       }
       assert.equal(summary.trainableParams, c.trainableParams, 'trainable parameters');
       assert.equal(summary.totalParams, c.totalParams, 'total parameters');
@@ -226,9 +226,10 @@ describe('fine-tuning modes on a 2-layer BERT (cpu backend)', function () {
     plain.model.dispose();
   });
 
-  for (const c of [...CASES, { config: { mode: 'top-k', topK: 1, cacheBottom: true } as FinetuneConfig }]) {
-    it(`${label(c.config)}: tf.memory().numTensors is flat over dpStep calls`, async () => {
-      const ft = createFinetuneModel(builderFor(weights), c.config);
+  for (const c of [...CASES, { config: { mode: 'top-k', topK: 1, cacheBottom: true } as FinetuneConfig, pooling: undefined }]) {
+    it(`${label(c.config)}: tf.memory().numTensors is flat over dpStep calls (dropout on)`, async () => {
+      const ft = createFinetuneModel(builderFor(weights, true, c.pooling), c.config);
+      assert.ok(ft.model.layers.some((l) => l.getClassName() === 'Dropout'), 'dropout layers present');
       const { x, y } = batchInputs(11);
       const inputs = ft.bottom ? cacheBottomOutputs(ft.bottom, x) : x;
       const data = { x: inputs, y };
@@ -288,6 +289,7 @@ describe('fine-tuning modes on a 2-layer BERT (cpu backend)', function () {
     assert.throws(() => validateFinetuneConfig({ mode: 'head', topK: 1 }, 2), isArg('model.finetune.topK'));
     assert.throws(() => validateFinetuneConfig({ mode: 'bitfit', lora: { rank: 2 } }, 2), isArg('model.finetune.lora'));
     assert.throws(() => validateFinetuneConfig({ mode: 'lora', lora: { rank: 0 } }, 2), isArg('rank'));
+    assert.throws(() => validateFinetuneConfig({ mode: 'lora', lora: { targets: ['classifier'] } }, 2), isArg('model.finetune.lora.targets'));
     const plain = builderFor(weights).build({});
     assert.throws(() => applyFinetuneMode(plain, { mode: 'lora' }), isArg('model'));
     const lora = createFinetuneModel(builderFor(weights), { mode: 'lora', lora: { targets: ['query'] } }).model;

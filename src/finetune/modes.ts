@@ -101,7 +101,13 @@ export function validateFinetuneConfig(config: FinetuneConfig, numLayers: number
   if (config.mode !== 'lora' && config.lora !== undefined) {
     throw new InvalidArgumentError('model.finetune.lora', config.lora, 'set only with mode lora');
   }
-  if (config.mode === 'lora') loraLinearFactory(config.lora ?? {}); // validates rank, alpha, dropout, targets
+  if (config.mode === 'lora') {
+    loraLinearFactory(config.lora ?? {}); // validates rank, alpha, dropout, targets
+    if (config.lora?.targets?.some((t) => isLoraTarget(HEAD, [t]))) {
+      throw new InvalidArgumentError('model.finetune.lora.targets', config.lora.targets,
+        `free of the head "${HEAD}" (the head trains fully in mode lora)`);
+    }
+  }
   if (config.mode !== 'full' && config.trainWordEmbeddings !== undefined) {
     throw new InvalidArgumentError('model.finetune.trainWordEmbeddings', config.trainWordEmbeddings, 'set only with mode full');
   }
