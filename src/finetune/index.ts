@@ -8,3 +8,5 @@ export {
   DEFAULT_LORA_RANK, DEFAULT_LORA_TARGETS, LoraDense, isLoraTarget, loraLinearFactory,
 } from '../models/lora.ts';
 export type { LinearArgs, LinearFactory, LoraDenseArgs, LoraFactoryOptions } from '../models/lora.ts';
+export { architectureBuilder, modelDirBuilder } from './builder.ts';
+export type { ClassifierBuildOptions } from './builder.ts';
