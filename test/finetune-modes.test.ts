@@ -193,40 +193,45 @@ describe('fine-tuning modes on a 2-layer BERT (cpu backend)', function () {
     });
   }
 
-  it('top-k with a cached bottom: same clipped sums as top-k on the full model, and equal to the per-example loop', () => {
-    const builder = builderFor(weights);
-    const config: FinetuneConfig = { mode: 'top-k', topK: 1, cacheBottom: true };
-    const cached = createFinetuneModel(builder, config);
-    const plain = createFinetuneModel(builder, { mode: 'top-k', topK: 1 });
-    assert.ok(cached.bottom, 'a frozen bottom model');
-    assert.equal(cached.bottom!.trainableWeights.length, 0);
-    assert.equal(cached.summary.trainableParams, LAYER + POOLER + HEAD);
-    assert.ok(!cached.model.layers.some((l) => l.name.startsWith('embeddings.')), 'the top model has no embeddings');
-    const { x, y } = batchInputs(9);
-    const topInputs = cacheBottomOutputs(cached.bottom!, x, 2); // batches of 2: 3 bottom calls for 5 examples
-    assert.deepEqual(topInputs[0].shape, [BATCH, T, d]);
-    const recorded = recordedLayers(() => checkClipping(cached.model, topInputs, y));
-    assert.ok(!recorded.some((n) => n.startsWith('embeddings.') || n.startsWith('encoder.layer.0.')));
-    const opts = { l2NormClip: 0.5, loss: sparseCe };
-    const a = computeClippedGradients(cached.model, topInputs, y, opts);
-    const b = computeClippedGradients(plain.model, x, y, opts);
-    const byLocal = (m: Map<string, tf.Tensor>) => new Map([...m].map(([k, v]) => [k.replace(/_\d+$/, ''), v]));
-    const am = byLocal(a.clippedSum);
-    const bm = byLocal(b.clippedSum);
-    assert.deepEqual([...am.keys()].sort(), [...bm.keys()].sort());
-    for (const [k, t] of am) {
-      const diff = tf.max(tf.abs(tf.sub(t, bm.get(k)!))).dataSync()[0];
-      const scale = tf.max(tf.abs(bm.get(k)!)).dataSync()[0];
-      assert.ok(diff <= 1e-5 * Math.max(scale, 1e-6), `${k}: ${diff} vs scale ${scale}`);
-    }
-    a.perExampleNorms.forEach((n, i) => assert.ok(Math.abs(n - b.perExampleNorms[i]) <= 1e-5 * n, `norm ${i}`));
-    tf.dispose([...a.clippedSum.values(), ...b.clippedSum.values(), ...topInputs, ...x, y]);
-    cached.model.dispose();
-    cached.bottom!.dispose();
-    plain.model.dispose();
-  });
+  const CACHED: Array<{ config: FinetuneConfig; trainableParams: number; frozenPrefixes: string[] }> = [
+    { config: { mode: 'top-k', topK: 1, cacheBottom: true }, trainableParams: LAYER + POOLER + HEAD, frozenPrefixes: ['embeddings.', 'encoder.layer.0.'] },
+    { config: { mode: 'head', cacheBottom: true }, trainableParams: HEAD, frozenPrefixes: ['embeddings.', 'encoder.layer.'] },
+  ];
+  for (const c of CACHED) {
+    it(`${label(c.config)}: same clipped sums as without the cache, and equal to the per-example loop`, () => {
+      const builder = builderFor(weights);
+      const cached = createFinetuneModel(builder, c.config);
+      const plain = createFinetuneModel(builder, { ...c.config, cacheBottom: undefined });
+      assert.ok(cached.bottom, 'a frozen bottom model');
+      assert.equal(cached.bottom!.trainableWeights.length, 0);
+      assert.equal(cached.summary.trainableParams, c.trainableParams);
+      assert.equal(plain.summary.trainableParams, c.trainableParams);
+      assert.ok(!cached.model.layers.some((l) => c.frozenPrefixes.some((p) => l.name.startsWith(p))), 'the top model has no frozen-bottom layers');
+      const { x, y } = batchInputs(9);
+      const topInputs = cacheBottomOutputs(cached.bottom!, x, 2); // batches of 2: 3 bottom calls for 5 examples
+      assert.deepEqual(topInputs[0].shape, [BATCH, T, d]);
+      checkClipping(cached.model, topInputs, y);
+      const opts = { l2NormClip: 0.5, loss: sparseCe };
+      const a = computeClippedGradients(cached.model, topInputs, y, opts);
+      const b = computeClippedGradients(plain.model, x, y, opts);
+      const byLocal = (m: Map<string, tf.Tensor>) => new Map([...m].map(([k, v]) => [k.replace(/_\d+$/, ''), v]));
+      const am = byLocal(a.clippedSum);
+      const bm = byLocal(b.clippedSum);
+      assert.deepEqual([...am.keys()].sort(), [...bm.keys()].sort());
+      for (const [k, t] of am) {
+        const diff = tf.max(tf.abs(tf.sub(t, bm.get(k)!))).dataSync()[0];
+        const scale = tf.max(tf.abs(bm.get(k)!)).dataSync()[0];
+        assert.ok(scale > 0 && diff <= 1e-5 * scale, `${k}: ${diff} vs scale ${scale}`);
+      }
+      a.perExampleNorms.forEach((n, i) => assert.ok(Math.abs(n - b.perExampleNorms[i]) <= 1e-5 * n, `norm ${i}`));
+      tf.dispose([...a.clippedSum.values(), ...b.clippedSum.values(), ...topInputs, ...x, y]);
+      cached.model.dispose();
+      cached.bottom!.dispose();
+      plain.model.dispose();
+    });
+  }
 
-  for (const c of [...CASES, { config: { mode: 'top-k', topK: 1, cacheBottom: true } as FinetuneConfig, pooling: undefined }]) {
+  for (const c of [...CASES, ...CACHED.map((k) => ({ config: k.config, pooling: undefined }))]) {
     it(`${label(c.config)}: tf.memory().numTensors is flat over dpStep calls (dropout on)`, async () => {
       const ft = createFinetuneModel(builderFor(weights, true, c.pooling), c.config);
       assert.ok(ft.model.layers.some((l) => l.getClassName() === 'Dropout'), 'dropout layers present');
@@ -287,6 +292,7 @@ describe('fine-tuning modes on a 2-layer BERT (cpu backend)', function () {
     assert.throws(() => validateFinetuneConfig({ mode: 'top-k' }, 2), isArg('model.finetune.topK'));
     assert.throws(() => validateFinetuneConfig({ mode: 'top-k', topK: 3 }, 2), isArg('model.finetune.topK'));
     assert.throws(() => validateFinetuneConfig({ mode: 'head', topK: 1 }, 2), isArg('model.finetune.topK'));
+    assert.throws(() => validateFinetuneConfig({ mode: 'lora', cacheBottom: true }, 2), isArg('model.finetune.cacheBottom'));
     assert.throws(() => validateFinetuneConfig({ mode: 'bitfit', lora: { rank: 2 } }, 2), isArg('model.finetune.lora'));
     assert.throws(() => validateFinetuneConfig({ mode: 'lora', lora: { rank: 0 } }, 2), isArg('rank'));
     assert.throws(() => validateFinetuneConfig({ mode: 'lora', lora: { targets: ['classifier'] } }, 2), isArg('model.finetune.lora.targets'));

@@ -7,7 +7,8 @@
  * - `lora`: rank-r adapters (src/models/lora.ts) on the target Linear layers (default query, value), the base frozen,
  *   the head trainable — DP-LoRA (Yu et al. 2022, "Differentially private fine-tuning of language models").
  * - `bitfit`: every bias, every LayerNorm γ/β and the head (Ben Zaken et al. 2022; DP: Yu et al. 2022, Bu et al.).
- * - `head`: the classifier only (linear probe).
+ * - `head`: the classifier only (linear probe); with `cacheBottom` the whole encoder runs once per example and the
+ *   probe trains on the cached last hidden states.
  *
  * Every mode's trainable parameters have vectorised per-example rules (Dense on 3-D inputs, LayerNorm, Embedding,
  * LoraDense), so computeClippedGradients needs no per-example loop. Frozen layers (e.g. the word embeddings in every
@@ -33,8 +34,9 @@ export interface FinetuneConfig {
   /** `top-k`: the number k of trainable top encoder layers, 0 ≤ k ≤ N (k = 0: pooler + head). Required for top-k. */
   topK?: number;
   /**
-   * `top-k`: run the frozen bottom (embeddings + layers 0..N−k−1) once per example and train the top model on its
-   * cached hidden states. Default false. Memory: N_examples × T × d float32 values.
+   * `top-k` and `head`: run the frozen bottom (embeddings + layers 0..N−k−1; for `head` all N layers) once per
+   * example, without dropout, and train the top model on its cached hidden states. Default false. Memory:
+   * examples × T × d float32 values.
    */
   cacheBottom?: boolean;
   /** `lora`: rank, alpha, dropout, targets (default query, value), trainBias. */
@@ -94,9 +96,14 @@ export function validateFinetuneConfig(config: FinetuneConfig, numLayers: number
     if (typeof k !== 'number' || !Number.isInteger(k) || k < 0 || k > numLayers) {
       throw new InvalidArgumentError('model.finetune.topK', k, `an integer in [0, ${numLayers}] (the encoder has ${numLayers} layers)`);
     }
-  } else {
-    if (config.topK !== undefined) throw new InvalidArgumentError('model.finetune.topK', config.topK, 'set only with mode top-k');
-    if (config.cacheBottom) throw new InvalidArgumentError('model.finetune.cacheBottom', config.cacheBottom, 'set only with mode top-k');
+  } else if (config.topK !== undefined) {
+    throw new InvalidArgumentError('model.finetune.topK', config.topK, 'set only with mode top-k');
+  }
+  if (config.cacheBottom !== undefined) {
+    if (config.mode !== 'top-k' && config.mode !== 'head') {
+      throw new InvalidArgumentError('model.finetune.cacheBottom', config.cacheBottom, 'set only with mode top-k or head');
+    }
+    if (typeof config.cacheBottom !== 'boolean') throw new InvalidArgumentError('model.finetune.cacheBottom', config.cacheBottom, 'a boolean');
   }
   if (config.mode !== 'lora' && config.lora !== undefined) {
     throw new InvalidArgumentError('model.finetune.lora', config.lora, 'set only with mode lora');
@@ -229,7 +236,7 @@ export interface EncoderBuilder {
 export interface FinetuneModel {
   /** The model DP-SGD trains (the top model when the bottom is cached). */
   model: tf.LayersModel;
-  /** The frozen bottom (top-k with cacheBottom), else null. Run it with {@link cacheBottomOutputs}. */
+  /** The frozen bottom (top-k / head with cacheBottom), else null. Run it with {@link cacheBottomOutputs}. */
   bottom: tf.LayersModel | null;
   summary: TrainableSummary;
 }
@@ -237,15 +244,16 @@ export interface FinetuneModel {
 /**
  * Builds the classifier for a mode from an {@link EncoderBuilder}, loads the pre-trained weights and sets the
  * trainable flags. `top-k` with `cacheBottom` returns the top model (layers N−k..N−1, pooler, head) and the frozen
- * bottom model (embeddings, layers 0..N−k−1).
+ * bottom model (embeddings, layers 0..N−k−1); `head` with `cacheBottom` the head-only top model (pooling, frozen
+ * pooler, classifier) and the whole encoder as the bottom.
  *
  * @throws InvalidArgumentError for a bad config (before anything is built).
  */
 export function createFinetuneModel(builder: EncoderBuilder, config: FinetuneConfig): FinetuneModel {
   validateFinetuneConfig(config, builder.numLayers);
   const N = builder.numLayers;
-  if (config.mode === 'top-k' && config.cacheBottom) {
-    const s = N - (config.topK as number);
+  if ((config.mode === 'top-k' || config.mode === 'head') && config.cacheBottom) {
+    const s = config.mode === 'head' ? N : N - (config.topK as number);
     const bottom = builder.buildBottom({ toLayer: s });
     builder.loadWeights(bottom);
     bottom.trainable = false;
