@@ -9,6 +9,7 @@ import { InvalidArgumentError } from '../src/errors.ts';
 import { LoraDense, loraLinearFactory, setLoraDropoutRandom } from '../src/models/lora.ts';
 import { createInsecureSeededRandom } from '../src/dp/csprng.ts';
 import { LAYER_RULES } from '../src/dp/per-example/rules.ts';
+import { computeClippedGradients } from '../src/dp/per-example/index.ts';
 import { checkClipping } from './support/clipping-check.ts';
 import { intTensor, uniformTensor } from './support/deterministic.ts';
 
@@ -97,6 +98,10 @@ describe('LoRA (cpu backend)', function () {
     assert.ok(!(f({ name: 'classifier', units: 2, useBias: true, activation: 'softmax' }) instanceof LoraDense));
     const g = loraLinearFactory({ targets: ['dense'] });
     assert.ok(g({ name: 'encoder.layer.1.output.dense', units: 4, useBias: true }) instanceof LoraDense);
+    const h = loraLinearFactory({ targets: ['intermediate.dense'] });
+    assert.ok(h({ name: 'encoder.layer.1.intermediate.dense', units: 4, useBias: true }) instanceof LoraDense);
+    assert.ok(!(h({ name: 'encoder.layer.1.output.dense', units: 4, useBias: true }) instanceof LoraDense));
+    assert.ok(!(h({ name: 'encoder.layer.1.xintermediate.dense', units: 4, useBias: true }) instanceof LoraDense), 'whole path components only');
   });
 
   it('is registered as a per-example rule', () => {
@@ -128,6 +133,44 @@ describe('LoRA (cpu backend)', function () {
     const y = intTensor([6], 3, 23);
     checkClipping(model, [x], y);
     tf.dispose([x, y]);
+  });
+
+  it('training-mode dropout in the DP step: the rule applies the same masks as the per-example loop', () => {
+    // One LoRA layer: the vectorised pass draws one [B, T, in] mask, the loop one [1, T, in] mask per example, in
+    // the same row-major order, so the same seeded stream gives both the same masks.
+    const input = tf.input({ shape: [5, 8] });
+    const h = new LoraDense({ units: 6, rank: 3, dropout: 0.4, activation: 'tanh', name: 'lora_dropout_step' }).apply(input) as tf.SymbolicTensor;
+    const pooled = tf.layers.globalAveragePooling1d().apply(h) as tf.SymbolicTensor;
+    const out = tf.layers.dense({ units: 3, activation: 'softmax', name: 'head3' }).apply(pooled) as tf.SymbolicTensor;
+    const model = tf.model({ inputs: input, outputs: out, name: 'lora_dropout_model' });
+    fillWeights(model, 41, 0.5);
+    const x = uniformTensor([6, 5, 8], 42);
+    const y = intTensor([6], 3, 43);
+    const run = (strategy: 'naive' | 'auto' | 'ghost') => {
+      setLoraDropoutRandom(createInsecureSeededRandom('lora-step-dropout', { insecure: true }));
+      try {
+        return computeClippedGradients(model, x, y, { l2NormClip: 0.2, loss: 'sparseCategoricalCrossentropy', strategy });
+      } finally {
+        setLoraDropoutRandom(null);
+      }
+    };
+    const naive = run('naive');
+    const otherMasks = computeClippedGradients(model, x, y, { l2NormClip: 0.2, loss: 'sparseCategoricalCrossentropy', strategy: 'naive' });
+    for (const strategy of ['auto', 'ghost'] as const) {
+      const r = run(strategy);
+      assert.deepEqual(r.fallbackLayers, []);
+      r.perExampleNorms.forEach((n, i) => assert.ok(Math.abs(n - naive.perExampleNorms[i]) <= 1e-5 * n, `${strategy}: norm ${i}`));
+      for (const [name, t] of r.clippedSum) {
+        const e = naive.clippedSum.get(name)!;
+        const diff = tf.max(tf.abs(tf.sub(t, e))).dataSync()[0];
+        const scale = tf.max(tf.abs(e)).dataSync()[0];
+        assert.ok(scale > 0 && diff <= 1e-5 * scale, `${strategy}: ${name}: ${diff} vs ${scale}`);
+      }
+      tf.dispose([...r.clippedSum.values()]);
+    }
+    // The masks matter: without the seeded stream (fresh OS-random masks) the norms differ.
+    assert.ok(otherMasks.perExampleNorms.some((n, i) => Math.abs(n - naive.perExampleNorms[i]) > 1e-3 * n), 'dropout changes the gradients');
+    tf.dispose([...naive.clippedSum.values(), ...otherMasks.clippedSum.values(), x, y]);
   });
 
   it('dropout is off in inference and draws node:crypto masks in training mode', () => {
