@@ -65,15 +65,19 @@ export const auditCommand: CliCommand = {
         }
       },
     });
-    if (values.json) {
-      io.out(JSON.stringify(result));
-    } else {
-      io.out(summary(result));
-    }
-    if (result.privacyBug) {
-      io.err(`ewtune audit: privacy bug: ε_audit ${result.epsilonAudit} > ε certified ${result.epsilonCertified}`);
-      return PRIVACY_BUG_EXIT_CODE;
-    }
-    return 0;
+    return reportAudit(result, values.json === true, io);
   },
 };
+
+/**
+ * Print an audit result (one JSON object with `json`, else the summary) and return the exit code: 0, or
+ * {@link PRIVACY_BUG_EXIT_CODE} with "privacy bug" on stderr when ε_audit > ε certified.
+ */
+export function reportAudit(result: ConfigAuditResult, json: boolean, io: CliIo): number {
+  io.out(json ? JSON.stringify(result) : summary(result));
+  if (result.privacyBug) {
+    io.err(`ewtune audit: privacy bug: ε_audit ${result.epsilonAudit} > ε certified ${result.epsilonCertified}`);
+    return PRIVACY_BUG_EXIT_CODE;
+  }
+  return 0;
+}
