@@ -31,6 +31,17 @@ export { BudgetPolicy } from './budget/index.ts';
 export { initBackend, setWasmFastKernels, wasmFastKernelsEnabled } from './backend/index.ts';
 export type { BackendPreference } from './backend/index.ts';
 export { createTransformerClassifier, createTransformerBlockModel, transformerEncoderBlock, PositionEmbedding, ScaledDotProductAttention } from './models/transformer.ts';
+export {
+  FINETUNE_MODES, applyFinetuneMode, architectureBuilder, cacheBottomOutputs, createFinetuneModel, linearFactoryFor,
+  loraMergedWeights, modelDirBuilder, validateFinetuneConfig, LoraDense, loraLinearFactory,
+} from './finetune/index.ts';
+export type {
+  EncoderBuilder, FinetuneConfig, FinetuneMode, FinetuneModel, TrainableSummary, LoraDenseArgs, LoraFactoryOptions,
+} from './finetune/index.ts';
+
+// Privacy audit: one-run empirical ε lower bound with gradient canaries (Steinke, Nasr, Jagielski 2023).
+export { runAudit, auditPValue, epsilonLowerBound, maxAuditEpsilon, INSECURE_ACKNOWLEDGEMENT } from './audit/index.ts';
+export type { AuditOptions, AuditResult, AuditCounts, EpsilonLowerBound, InsecureAuditHooks } from './audit/index.ts';
 
 // Tracking: MLflow REST client, spooling sink, replay; the live privacy monitor.
 export { MlflowClient } from './tracking/mlflow-client.ts';

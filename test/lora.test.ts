@@ -65,7 +65,14 @@ describe('LoRA (cpu backend)', function () {
     const merged = layer.merge();
     const viaMerged = tf.add(tf.matMul(x, merged), layer.bias!.read()).arraySync() as number[][];
     viaMerged.forEach((row, i) => row.forEach((v, o) => assert.ok(Math.abs(v - want[i][o]) < 1e-5, `merged[${i}][${o}]`)));
-    tf.dispose([x, fresh, base, merged]);
+    // setBase copies a loaded base kernel and bias, and checks their shapes.
+    const k = uniformTensor([7, 5], 6);
+    const bias = uniformTensor([5], 7);
+    layer.setBase(k, bias);
+    assert.deepEqual(layer.kernel.read().dataSync(), k.dataSync());
+    assert.throws(() => layer.setBase(uniformTensor([5, 7], 8), bias), (e: unknown) => e instanceof InvalidArgumentError && e.argument === 'lora_check.kernel');
+    assert.throws(() => layer.setBase(k, null), (e: unknown) => e instanceof InvalidArgumentError && e.argument === 'lora_check.bias');
+    tf.dispose([x, fresh, base, merged, k, bias]);
   });
 
   it('getConfig round-trips through a model JSON (class LoraDense registered)', async () => {
