@@ -57,7 +57,7 @@ export interface AuditOptions {
   readonly canaries?: number;
   /** Number of DP steps T. */
   readonly steps: number;
-  /** Poisson rate q ∈ (0, 1] applied to every row (real and canary); the expected batch size is q·(rows). */
+  /** Poisson rate q ∈ (0, 1] applied to every row (real and canary); the gradient is divided by q·(N + M/2). */
   readonly sampleRate: number;
   /** Per-example clipping bound C > 0. */
   readonly l2NormClip: number;
@@ -265,7 +265,9 @@ export async function runAudit(model: tf.LayersModel, data: DpData, options: Aud
   try {
     auditData = buildAuditData(data, included, model.inputs.length);
     const rows = auditData.y.shape[0];
-    const expectedBatchSize = options.sampleRate * rows;
+    // q·(N + M/2): the expected number of rows, fixed before the inclusion bits are drawn. (q·rows would divide the
+    // released gradient by a number that depends on how many canaries were included.)
+    const expectedBatchSize = options.sampleRate * (auditData.realSize + canaries / 2);
     const noise = hooks?.disableNoise ? noNoise() : createNoiseSource(noiseMode);
     const loss = canaryAwareLoss(options.loss ?? 'sparseCategoricalCrossentropy', auditData.layout, wrapped.outputWidth, scale * C);
     // Clipping off: clip at 10⁶·C while the noise std stays σ·C (σ' = σ/10⁶ of the raised bound).
