@@ -27,6 +27,19 @@ export class UnreachableTargetError extends EwtuneError {
   }
 }
 
+/**
+ * Training diverged: after step `step` the training loss or the model's weights were NaN/∞ (e.g. a learning rate or
+ * clipping bound far too large). The step was recorded (and counts against the budget) before it was applied.
+ */
+export class NonFiniteTrainingError extends EwtuneError {
+  /** 0-based index of the step after which training was stopped. */
+  readonly step: number;
+  constructor(step: number, message: string) {
+    super('ERR_NON_FINITE_TRAINING', message);
+    this.step = step;
+  }
+}
+
 /** A ledger file that is corrupt, from another configuration, or otherwise unusable. */
 export class LedgerError extends EwtuneError {
   readonly path: string;

@@ -10,7 +10,7 @@
  * and the accountant continue from the ledger's history.
  */
 import * as tf from '@tensorflow/tfjs';
-import { InvalidArgumentError } from '../errors.ts';
+import { InvalidArgumentError, NonFiniteTrainingError } from '../errors.ts';
 import { assertDelta, assertEpsilon, assertNoiseMultiplier, assertSampleRate, assertSteps } from '../validate.ts';
 import { appendSegment, totalSteps } from '../accounting/segments.ts';
 import type { StepSegment } from '../accounting/types.ts';
@@ -24,7 +24,7 @@ import { poissonSample, shuffledBatches } from '../dp/sampling.ts';
 import { BudgetPolicy } from '../budget/index.ts';
 import type { CertifiedEpsilonFn } from '../budget/index.ts';
 import { DpCallbackList, numericLogs } from './callbacks.ts';
-import { assertPositiveNumber, validateModelAndData } from './checks.ts';
+import { assertPositiveNumber, trainableVariables, validateModelAndData } from './checks.ts';
 import { accountedNoiseMultiplier, dpStep } from './dp-step.ts';
 import type { DpData, DpFitArgs, DpHistory, StepRecord, StopReason, TrainableModel } from './types.ts';
 
@@ -140,7 +140,11 @@ export function validateFit(model: TrainableModel, data: DpData, args: DpFitArgs
 /**
  * Train `model` with DP-SGD. See the module comment for the order of operations. Bad input throws
  * InvalidArgumentError before any step; budget / max-steps / max-epochs / stopTraining end the run normally with
- * `stopReason` set.
+ * `stopReason` set. An optimizer given by name is created and disposed by this call; an instance stays the caller's.
+ *
+ * @throws InvalidArgumentError before any step, naming the argument.
+ * @throws NonFiniteTrainingError when training diverges: after a step whose batch had only non-finite losses or
+ *   gradients (NaN training loss), or whose update made a weight NaN/∞. That step is already in the ledger.
  */
 export async function dpFit(model: TrainableModel, data: DpData, args: DpFitArgs): Promise<DpHistory> {
   const v = validateFit(model, data, args);
@@ -154,6 +158,21 @@ export async function dpFit(model: TrainableModel, data: DpData, args: DpFitArgs
   } finally {
     if (owned) disposeOptimizer(optimizer);
   }
+}
+
+/**
+ * Why training cannot go on after a step, or undefined: every example of a non-empty batch had a non-finite loss or
+ * gradient (the loss is NaN: the model's outputs overflowed), or a weight became NaN/∞ after the update. Privacy: the
+ * weight check is post-processing of the noisy model; the loss check reads the loss dpFit already reports per step.
+ */
+function divergence(result: { batchSize: number; nonFiniteCount: number }, weights: tf.Variable[]): string | undefined {
+  if (result.batchSize > 0 && result.nonFiniteCount === result.batchSize) {
+    return `the training loss is NaN (all ${result.batchSize} examples of the batch had a non-finite loss or gradient)`;
+  }
+  const finite = tf.tidy(() => tf.stack(weights.map((w) => tf.all(tf.isFinite(w)))).dataSync());
+  const bad = weights.filter((_, k) => !finite[k]).map((w) => w.name);
+  if (bad.length > 0) return `the weights became non-finite (NaN/∞) after the update (${bad.slice(0, 3).join(', ')}${bad.length > 3 ? ', ...' : ''})`;
+  return undefined;
 }
 
 /**
@@ -211,6 +230,7 @@ async function fit(model: TrainableModel, data: DpData, args: DpFitArgs, v: Vali
   }
   stoppable.stopTraining = false;
 
+  const weights = trainableVariables(model);
   callbacks.setModel(model);
   callbacks.setParams({ epochs: v.epochs, steps: v.stepsPerEpoch, samples: datasetSize, batchSize: args.expectedBatchSize,
     doValidation: false, metrics: ['loss', 'epsilon'] });
@@ -280,6 +300,12 @@ async function fit(model: TrainableModel, data: DpData, args: DpFitArgs, v: Vali
         batch, size: result.batchSize, loss: result.lossMean, epsilon: estimate, step: recorded,
         nonFiniteCount: result.nonFiniteCount, sampleRate, noiseMultiplier: accountedSigma,
       }));
+      const diverged = divergence(result, weights);
+      if (diverged !== undefined) {
+        throw new NonFiniteTrainingError(recorded, `training diverged at step ${recorded}: ${diverged}. `
+          + `Lower the learning rate${args.learningRate !== undefined ? ` (${args.learningRate})` : ''} or l2NormClip `
+          + `(${args.l2NormClip}); the step was recorded in the ledger before it was applied.`);
+      }
       if (stoppable.stopTraining) {
         stopReason = 'stopTraining';
         stopAfterEpoch = true;
