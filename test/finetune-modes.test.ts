@@ -25,7 +25,7 @@ import { LoraDense } from '../src/models/lora.ts';
 import { parseBertConfig } from '../src/models/bert/config.ts';
 import { buildBert } from '../src/models/bert/model.ts';
 import { BERT_ARCHITECTURE } from '../src/models/bert/architecture.ts';
-import { collectWeights, localWeightName } from '../src/model-dir/weights.ts';
+import { collectWeights, loadWeightsInto, localWeightName } from '../src/model-dir/weights.ts';
 import type { StoredTensor } from '../src/model-dir/safetensors.ts';
 import { architectureBuilder } from '../src/finetune/builder.ts';
 import { checkClipping, sparseCe } from './support/clipping-check.ts';
@@ -266,17 +266,13 @@ describe('fine-tuning modes on a 2-layer BERT (cpu backend)', function () {
     const adapters = lora.model.layers.filter((l) => l instanceof LoraDense) as LoraDense[];
     assert.equal(adapters.length, 6);
     adapters.forEach((l, k) => l.loraB.write(uniformTensor(l.loraB.shape as number[], 400 + k, 0.5)));
-    const plain = builder.build({});
-    for (const layer of plain.layers) {
-      const src = lora.model.getLayer(layer.name);
-      const merged = loraMergedWeights(src);
-      if (merged) {
-        layer.setWeights(merged.bias ? [merged.kernel, merged.bias] : [merged.kernel]);
-        tf.dispose([merged.kernel, merged.bias ?? []]);
-      } else if (layer.weights.length > 0) {
-        layer.setWeights(src.getWeights());
-      }
-    }
+    // Saved as the model directory saver does (collectWeights with the merge hook: Hugging Face names, [out, in]),
+    // loaded into a plain BERT (no adapters) by the loader.
+    const saved = collectWeights(lora.model, BERT_ARCHITECTURE, loraMergedWeights);
+    assert.ok(![...saved.keys()].some((n) => n.includes('lora')), 'no adapter tensors in the merged checkpoint');
+    const plain = buildBert(CONFIG, { numLabels: LABELS, pooling: 'cls', sequenceLength: T, dropout: false });
+    const report = loadWeightsInto(plain, new Map([...saved].map(([n, t]) => [n, { dtype: 'F32' as const, shape: t.shape, values: t.values }])), BERT_ARCHITECTURE);
+    assert.deepEqual(report.missing, [], 'every weight of the plain model comes from the merged checkpoint');
     const { x } = batchInputs(13);
     const p = lora.model.predict(x) as tf.Tensor;
     const q = plain.predict(x) as tf.Tensor;
