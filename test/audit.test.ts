@@ -132,6 +132,26 @@ describe('one-run privacy audit', function () {
       assert.equal(epsilonLowerBound({ canaries: 1000, guesses: 0, correct: 0 }, { delta: 1e-5 }).epsilon, 0);
     });
 
+    it('is valid for ε₀-DP randomised response: ε_audit > ε₀ in at most ~5% of 400 runs (seeded stream)', () => {
+      // Each of r = m guesses is right with probability e^ε₀/(1 + e^ε₀): the worst case the theorem allows at δ = 0.
+      const random = createInsecureSeededRandom('audit-validity', { insecure: true });
+      const eps0 = 1;
+      const q0 = 1 / (1 + Math.exp(-eps0));
+      const m = 500;
+      let exceed = 0;
+      let sum = 0;
+      for (let t = 0; t < 400; t++) {
+        let v = 0;
+        for (let i = 0; i < m; i++) if (random.uniform() < q0) v++;
+        const e = epsilonLowerBound({ canaries: m, guesses: m, correct: v }, { delta: 0 }).epsilon;
+        if (e > eps0) exceed++;
+        sum += e;
+      }
+      // E[exceed] ≤ 20 (5%); 33 is 3 standard deviations above it. The bound is not vacuous either: mean well above 0.
+      assert.ok(exceed <= 33, `${exceed} of 400 runs exceeded ε₀ = ${eps0}`);
+      assert.ok(sum / 400 > 0.6 && sum / 400 < eps0, `mean ε_audit ${sum / 400}`);
+    });
+
     it('refuses bad counts, δ and confidence by name', () => {
       const bad: Array<[() => unknown, string]> = [
         [() => auditPValue({ canaries: 10, guesses: 5, correct: 6 }, 1, 0), 'correct'],
