@@ -76,11 +76,13 @@ export async function saveModelDir(outDir: string, options: SaveModelOptions): P
   const weights = new Map<string, TensorToWrite>();
   let numLabels = 0;
   for (const model of models) {
-    for (const [name, w] of collectWeights(model, arch, options.hooks?.mergedWeights)) weights.set(name, { dtype: 'F32', ...w });
     const head = model.layers.find((l) => l.name === 'classifier');
     if (head) numLabels = (head.getWeights()[0].shape[1] as number);
   }
   const hasHead = numLabels > 0;
+  for (const model of models) {
+    for (const [name, w] of collectWeights(model, arch, options.hooks?.mergedWeights, hasHead)) weights.set(name, { dtype: 'F32', ...w });
+  }
   const prefix = hasHead ? arch.checkpointPrefixes.find((p) => p !== '') ?? '' : '';
   for (const name of arch.requiredTensors(options.config).keys()) {
     if (!weights.has(`${prefix}${name}`)) {

@@ -77,12 +77,13 @@ export type MergedWeightsHook = (layer: tf.layers.Layer) => { kernel: tf.Tensor;
 
 /**
  * The model's weights under checkpoint names, PyTorch layout (Linear kernels transposed back to [out, in]), float32.
- * `mergedWeights`, when given, is asked for every layer that has a kernel; tensors it returns are disposed here.
+ * `hasHead` (default: this model has a `classifier` layer) picks the names of a model with a head (all models of a
+ * split must agree). `mergedWeights`, when given, is asked for every layer that has a kernel; tensors it returns are disposed here.
  */
 export function collectWeights(
   model: tf.LayersModel, architecture: ArchitectureEntry, mergedWeights?: MergedWeightsHook,
+  hasHead = model.layers.some((l) => l.name === 'classifier'),
 ): Map<string, { shape: number[]; values: Float32Array }> {
-  const hasHead = model.layers.some((l) => l.name === 'classifier');
   const out = new Map<string, { shape: number[]; values: Float32Array }>();
   const put = (layerName: string, local: string, t: tf.Tensor): void => {
     const name = architecture.saveName(layerName, local, hasHead);
