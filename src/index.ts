@@ -31,6 +31,13 @@ export { BudgetPolicy } from './budget/index.ts';
 export { initBackend, setWasmFastKernels, wasmFastKernelsEnabled } from './backend/index.ts';
 export type { BackendPreference } from './backend/index.ts';
 export { createTransformerClassifier, createTransformerBlockModel, transformerEncoderBlock, PositionEmbedding, ScaledDotProductAttention } from './models/transformer.ts';
+// Pre-trained encoders: BERT-family models from Hugging Face directories (safetensors + tokenizer.json).
+export { buildBert, buildBertBottom, parseBertConfig } from './models/bert/index.ts';
+export type { BertConfig, BertBuildOptions, BertBottomOptions, LinearFactory, LinearArgs, BertPooling, BertOutput } from './models/bert/index.ts';
+export { ARCHITECTURES, findArchitecture } from './models/registry.ts';
+export type { ArchitectureEntry, EncoderConfig } from './models/registry.ts';
+export { ModelDirError, loadModelDir, loadEncoder, loadWeightsInto, saveModelDir, BertTokenizer, fetchPretrained, pretrainedModelPath, readSafetensors, writeSafetensors } from './model-dir/index.ts';
+export type { ModelDir, LoadedEncoder, SaveModelOptions, SaveHooks, WeightLoadReport, EncodedText, EncodedBatch } from './model-dir/index.ts';
 export {
   FINETUNE_MODES, applyFinetuneMode, architectureBuilder, cacheBottomOutputs, createFinetuneModel, linearFactoryFor,
   loraMergedWeights, modelDirBuilder, validateFinetuneConfig, LoraDense, loraLinearFactory,
