@@ -45,6 +45,7 @@ function readJsonl(path: string, field: string, numClasses: number): LabelledTex
     }
     out.push({ id: `${path}:${i + 1}`, text: row.text, label: row.label as number });
   });
+  if (out.length === 0) throw new ConfigError(field, [`${field} ${path} contains no examples (empty file)`]);
   return out;
 }
 
@@ -54,6 +55,27 @@ function loadTexts(config: TrainingConfig): { train: LabelledText[]; test: Label
   const all = readJsonl(d.path as string, '/data/path', config.model.numClasses);
   if (d.testPath !== undefined) return { train: all, test: readJsonl(d.testPath, '/data/testPath', config.model.numClasses) };
   return { train: all.filter((t) => !isTestId(t.id, d.testFraction)), test: all.filter((t) => isTestId(t.id, d.testFraction)) };
+}
+
+/** The configured texts, split (and cut to maxExamples), before any tensor or embedding is made. */
+export interface LoadedTexts {
+  readonly train: readonly LabelledText[];
+  readonly test: readonly LabelledText[];
+}
+
+/**
+ * Read and split the configured texts. Cheap next to building the model: runTraining calls it first, so that a
+ * missing, malformed or empty file or an empty training split fails before a run directory or MLflow run exists.
+ * @throws ConfigError naming the field (/data/path, /data/testPath, /data).
+ */
+export function loadTrainingTexts(config: TrainingConfig): LoadedTexts {
+  const texts = loadTexts(config);
+  const train = config.data.maxExamples !== undefined ? texts.train.slice(0, config.data.maxExamples) : texts.train;
+  if (train.length === 0) {
+    throw new ConfigError('/data', [`the training split is empty (${texts.train.length + texts.test.length} examples, `
+      + `/data/testFraction ${config.data.testFraction})`]);
+  }
+  return { train, test: texts.test };
 }
 
 function encode(items: readonly LabelledText[], vocabulary: Vocabulary, maxTokens: number): EncodedSplit {
@@ -66,11 +88,9 @@ function encode(items: readonly LabelledText[], vocabulary: Vocabulary, maxToken
   return { ids: tf.tensor2d(ids, [items.length, maxTokens], 'int32'), labels: tf.tensor1d(labels, 'int32'), size: items.length };
 }
 
-/** Load, split and encode the configured data. */
-export function prepareData(config: TrainingConfig): PreparedData {
-  const texts = loadTexts(config);
-  const train = config.data.maxExamples !== undefined ? texts.train.slice(0, config.data.maxExamples) : texts.train;
-  if (train.length === 0) throw new ConfigError('/data', ['the training split is empty']);
+/** Load (unless `texts` were loaded already by loadTrainingTexts), split and encode the configured data. */
+export function prepareData(config: TrainingConfig, texts: LoadedTexts = loadTrainingTexts(config)): PreparedData {
+  const train = texts.train;
   const vectors = loadGloveSlice(config.data.vocabularySize);
   const vocabulary = new Vocabulary(vectors.words);
   const encodedTrain = encode(train, vocabulary, config.data.maxTokens);
