@@ -41,6 +41,8 @@ export interface TrainingConfig {
     backend: 'auto' | 'tensorflow' | 'wasm' | 'cpu';
     maxSteps?: number;
     evaluate: boolean;
+    /** Checkpoint model and optimizer state every this many updates (and at the end) for `--resume`. */
+    checkpointEverySteps: number;
   };
   privacy: {
     targetEpsilon?: number;

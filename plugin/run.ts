@@ -25,6 +25,8 @@ import { PrivacyTrackingCallback, type TrackingSummary } from './callback.ts';
 import type { TrainingConfig } from './config.ts';
 import { accuracy, buildClassifier } from './model.ts';
 import { prepareData } from './data.ts';
+import { Checkpointer, createOptimizer, prepareResume, restoreForResume, saveRunConfig, syncRemoteBeforeResume } from './resume.ts';
+import { writeProcessRecord } from '../src/tracking/liveness.ts';
 
 export interface RunOptions {
   /** Progress and messages (default: stderr). */
@@ -37,6 +39,8 @@ export interface RunOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** Where the certified ε is computed (default 'worker'). */
   readonly certifiedIn?: 'worker' | 'inline';
+  /** Continue the killed or stopped run in this run directory (`config` from its config.json; see plugin/resume.ts). */
+  readonly resumeDir?: string;
 }
 
 export interface RunResult {
@@ -72,12 +76,19 @@ export async function runTraining(config: TrainingConfig, options: RunOptions = 
   const env = options.env ?? process.env;
   const trackingUri = config.tracking.trackingUri ?? (env.MLFLOW_TRACKING_URI || undefined);
   const runName = config.name ?? 'ewtune';
-  const runDir = resolve(config.tracking.runDir, `${timestampName()}-${runName}`.replace(/[^A-Za-z0-9._-]/g, '_'));
+  const resuming = options.resumeDir !== undefined;
+  const runDir = resuming ? resolve(options.resumeDir as string)
+    : resolve(config.tracking.runDir, `${timestampName()}-${runName}`.replace(/[^A-Za-z0-9._-]/g, '_'));
   mkdirSync(runDir, { recursive: true });
+  // A resume refuses a live or finished run and marks a crashed one FAILED (crashed) first; a new run saves its config.
+  if (resuming) prepareResume(runDir, config);
+  else saveRunConfig(runDir, config);
 
   // 1. Tracking: fails here, before any training, if the server is unreachable or rejects us.
   const client = trackingUri ? MlflowClient.fromEnv(trackingUri, env) : undefined;
-  const sink = await TrackingSink.open({ runDir, client, experimentName: config.experimentName, runName, onUnreachable: 'throw' });
+  const resumeRunId = resuming && client ? await syncRemoteBeforeResume(runDir, client, config.experimentName) : undefined;
+  const sink = await TrackingSink.open({ runDir, client, experimentName: config.experimentName, runName, onUnreachable: 'throw', runId: resumeRunId });
+  const session = writeProcessRecord(runDir); // pid + start time: a later resume or replay can tell a crash from a live run
   const remote = sink.remote;
   if (remote) log(`ewtune: MLflow run ${remote.runId} in experiment ${remote.experimentId} on ${remote.trackingUri}`);
   else log(`ewtune: no tracking server (option, config or MLFLOW_TRACKING_URI): writing the run to ${runDir}`);
@@ -86,6 +97,7 @@ export async function runTraining(config: TrainingConfig, options: RunOptions = 
   let data: ReturnType<typeof prepareData> | undefined;
   let model: tf.LayersModel | undefined;
   let ledger: PrivacyLedger | undefined;
+  let optimizer: tf.Optimizer | undefined;
   const signals: Array<[NodeJS.Signals, () => void]> = [];
   let signalled: NodeJS.Signals | undefined;
   try {
@@ -133,26 +145,40 @@ export async function runTraining(config: TrainingConfig, options: RunOptions = 
     if (config.training.epochs !== undefined) params.epochs = config.training.epochs;
     if (targetEpsilon !== undefined) params.target_epsilon = targetEpsilon;
     if (config.training.maxSteps !== undefined) params.max_steps = config.training.maxSteps;
-    for (const [k, v] of Object.entries(params)) sink.logParam(k, v);
+    if (!resuming) for (const [k, v] of Object.entries(params)) sink.logParam(k, v); // params are immutable in MLflow
     if (calibration?.certifiedEpsilon) sink.setTag('ewtune.calibration_certified_epsilon', String(calibration.certifiedEpsilon.epsilon));
 
     // 4. Ledger (in the run directory's artifacts, uploaded at the end).
     const ledgerPath = join(runDir, 'artifacts', 'privacy', 'ledger.jsonl');
     mkdirSync(join(runDir, 'artifacts', 'privacy'), { recursive: true });
-    ledger = await PrivacyLedger.create(ledgerPath, {
+    const ledgerConfig = {
       datasetSize, l2NormClip: config.training.l2NormClip, sampler: config.privacy.sampler, adjacency: 'add-remove',
       noiseMode: config.privacy.noiseMode, accountant: config.privacy.accountant === 'rdp' ? 'rdp' : 'pld',
-    });
+    } as const;
+    ledger = resuming ? await PrivacyLedger.open(ledgerPath, { expectedConfig: ledgerConfig }) : await PrivacyLedger.create(ledgerPath, ledgerConfig);
+
+    // Checkpoints (plugin/resume.ts): the optimizer is made here so its state can be saved and restored.
+    optimizer = createOptimizer(config.training.optimizer, config.training.learningRate);
+    const restored = resuming ? await restoreForResume(runDir, ledger, model, optimizer) : { updates: 0 };
+    const checkpointer = new Checkpointer({ runDir, model, optimizer, ledger, everySteps: config.training.checkpointEverySteps, updates: restored.updates, plannedSteps });
+    await checkpointer.save();
+    if (resuming) {
+      sink.setTag('ewtune.resumes', String(session.session - 1));
+      log(`ewtune: resuming ${runDir}: ledger ${ledger.steps} steps (ε continues from them), checkpoint ${restored.updates} of ${plannedSteps} updates; `
+        + `${ledger.steps - restored.updates} steps re-done and accounted again`);
+    }
+    const progressTotal = plannedSteps + ledger.steps - restored.updates;
 
     // 5. Train.
     callback = new PrivacyTrackingCallback({
       sink, delta, targetEpsilon, plannedSteps, certifiedEveryFraction: config.tracking.certifiedEveryFraction,
       edgeworthOrder: config.privacy.edgeworthOrder, certifiedIn: options.certifiedIn,
+      resumeSegments: resuming ? ledger.segments() : undefined,
     });
     const trackingCallback = callback;
     const progress: DpCallback = {
       onBatchEnd: (_batch, logs = {}) => {
-        options.onProgress?.({ step: trackingCallback.steps, plannedSteps, loss: logs.loss, epsilonEdgeworth: trackingCallback.lastEpsilonEdgeworth });
+        options.onProgress?.({ step: trackingCallback.steps, plannedSteps: progressTotal, loss: logs.loss, epsilonEdgeworth: trackingCallback.lastEpsilonEdgeworth });
       },
     };
     const stoppable = model as tf.LayersModel & { stopTraining: boolean };
@@ -171,15 +197,17 @@ export async function runTraining(config: TrainingConfig, options: RunOptions = 
     const x = data.train.ids;
     const y = data.train.labels;
     const history = await dpFit(model, { x, y }, {
-      steps: plannedSteps, expectedBatchSize: E, maxPhysicalBatchSize: config.training.maxPhysicalBatchSize,
-      l2NormClip: config.training.l2NormClip, noiseMultiplier, optimizer: config.training.optimizer,
+      steps: plannedSteps - restored.updates, expectedBatchSize: E, maxPhysicalBatchSize: config.training.maxPhysicalBatchSize,
+      l2NormClip: config.training.l2NormClip, noiseMultiplier, optimizer,
       learningRate: config.training.learningRate, loss: 'sparseCategoricalCrossentropy', sampler: config.privacy.sampler,
-      noise: config.privacy.noiseMode, ledger, callbacks: [callback, progress],
+      noise: config.privacy.noiseMode, ledger, callbacks: [callback, checkpointer, progress],
       budget: {
         ...(targetEpsilon !== undefined ? { epsilon: targetEpsilon, delta, accountant: config.privacy.accountant === 'rdp' ? 'rdp' as const : 'pld' as const } : {}),
         ...(config.training.maxSteps !== undefined ? { maxSteps: config.training.maxSteps } : {}),
       },
     });
+    await checkpointer.save(); // the end state (also after a stop request)
+    sink.setTag('ewtune.redone_steps', String(ledger.steps - checkpointer.updates));
     if (history.fallbackLayers.length > 0) log(`ewtune: layers clipped by the per-example loop: ${history.fallbackLayers.join(', ')}`);
 
     // 6. Evaluate (the test split is held out; its accuracy is not covered by ε but is not private training data).
@@ -211,6 +239,7 @@ export async function runTraining(config: TrainingConfig, options: RunOptions = 
   } finally {
     for (const [sig, handler] of signals) process.off(sig, handler);
     await ledger?.close().catch(() => undefined);
+    optimizer?.dispose();
     model?.dispose();
     data?.dispose();
   }

@@ -9,6 +9,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { MlflowError } from './errors.ts';
 import type { Metric, MlflowClient, Param, RunInfo, Tag } from './mlflow-client.ts';
+import { markCrashedIfDead } from './liveness.ts';
 import { ARTIFACTS_DIR, readCursor, readRunMeta, readSpool, recordRemote, toMetric, writeCursor, type RemoteRun } from './spool.ts';
 
 /** Experiment used when neither the caller nor run.json names one. */
@@ -151,16 +152,20 @@ export interface ReplayResult extends PushResult {
   /** A new server run was created (false when an earlier replay's run, or `runId`, was used). */
   readonly created: boolean;
   readonly artifacts: string[];
+  /** The run's last session had died without ending the run (its process is gone): marked FAILED, tag ewtune.stop_reason=crashed. */
+  readonly crashed: boolean;
 }
 
 /**
- * Pushes a run directory to `client`'s server: ensures the server run (see {@link ensureRemoteRun}), sends the
+ * Pushes a run directory to `client`'s server: marks a crashed last session FAILED (see liveness.ts), ensures the server run (see {@link ensureRemoteRun}), sends the
  * unacknowledged part of the spool, applies the run end, uploads artifacts/. A second replay to the same server adds
  * nothing (same run, cursor at the end, artifacts overwritten with identical content).
  */
 export async function replayRunDir(dir: string, client: MlflowClient, options: { experimentName?: string; runId?: string; signal?: AbortSignal } = {}): Promise<ReplayResult> {
+  // A session left RUNNING by a process that no longer exists (SIGKILL, power loss) ends FAILED/crashed (liveness.ts).
+  const { crashed } = markCrashedIfDead(dir);
   const { run, created } = await ensureRemoteRun(dir, client, options);
   const pushed = await pushSpool(dir, client, run.runId, { signal: options.signal });
   const artifacts = await uploadArtifacts(dir, client, run, options.signal);
-  return { ...pushed, remote: { trackingUri: client.trackingUri, experimentId: run.experimentId, runId: run.runId }, created, artifacts };
+  return { ...pushed, remote: { trackingUri: client.trackingUri, experimentId: run.experimentId, runId: run.runId }, created, artifacts, crashed };
 }

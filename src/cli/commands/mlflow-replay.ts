@@ -23,7 +23,7 @@ export const mlflowReplayCommand: CliCommand = {
       else {
         const url = `${r.remote.trackingUri.replace(/\/$/, '')}/#/experiments/${r.remote.experimentId}/runs/${r.remote.runId}`;
         io.out(`replayed ${positionals[0]}: ${r.metrics} metric points, ${r.params} params, ${r.tags} tags, `
-          + `${r.artifacts.length} artifacts${r.created ? ' (new run)' : ''}${r.invalidLines ? `; ${r.invalidLines} invalid spool lines skipped` : ''}\n${url}`);
+          + `${r.artifacts.length} artifacts${r.created ? ' (new run)' : ''}${r.crashed ? '; its process had died without ending the run: marked FAILED (ewtune.stop_reason=crashed)' : ''}${r.invalidLines ? `; ${r.invalidLines} invalid spool lines skipped` : ''}\n${url}`);
       }
     } finally {
       client.close();

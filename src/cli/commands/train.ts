@@ -1,6 +1,7 @@
 /** `ewtune train <config.json>`: one DP fine-tuning run from a configuration file (see plugin/run.ts). */
 import { loadConfig, ConfigError } from '../../../plugin/config.ts';
 import { runTraining, type RunResult } from '../../../plugin/run.ts';
+import { loadRunConfig } from '../../../plugin/resume.ts';
 import { numberFlag, parseFlags, trackingUriFlag, UsageError, type CliCommand, type CliIo } from '../args.ts';
 import { InvalidArgumentError } from '../../errors.ts';
 
@@ -52,13 +53,18 @@ export const trainCommand: CliCommand = {
   name: 'train',
   summary: 'DP fine-tuning from a config file, logging to MLflow or a local run directory',
   usage: 'ewtune train <config.json> [--tracking-uri URI] [--max-steps N] [--target-epsilon E] [--json]\n'
+    + '       ewtune train --resume <run dir> [--tracking-uri URI] [--max-steps N] [--json]   (continue a killed or stopped run)\n'
     + '  Tracking: --tracking-uri, else the config\'s tracking.trackingUri, else MLFLOW_TRACKING_URI, else a local run directory.',
   async run(argv, io) {
     const { values, positionals } = parseFlags(argv, {
       'tracking-uri': { type: 'string' }, 'max-steps': { type: 'string' }, 'target-epsilon': { type: 'string' },
-      json: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false }, resume: { type: 'string' },
     }, true);
-    if (positionals.length !== 1) throw new UsageError(`<config.json> must be exactly one path; got ${positionals.length}`);
+    const resumeDir = values.resume;
+    if (resumeDir !== undefined) {
+      if (positionals.length !== 0) throw new UsageError('--resume <run dir> takes no <config.json>: the run directory holds its configuration');
+      if (values['target-epsilon'] !== undefined) throw new UsageError('--target-epsilon cannot change when resuming: the privacy parameters are fixed by the run\'s ledger');
+    } else if (positionals.length !== 1) throw new UsageError(`<config.json> must be exactly one path; got ${positionals.length}`);
     const maxSteps = numberFlag('--max-steps', values['max-steps'], false);
     if (maxSteps !== undefined && !(Number.isSafeInteger(maxSteps) && maxSteps >= 1)) throw new InvalidArgumentError('--max-steps', maxSteps, 'a positive integer');
     const targetEpsilon = numberFlag('--target-epsilon', values['target-epsilon'], false);
@@ -66,7 +72,7 @@ export const trainCommand: CliCommand = {
     const trackingUri = trackingUriFlag(values['tracking-uri']);
     let config;
     try {
-      config = loadConfig(positionals[0], { trackingUri, maxSteps, targetEpsilon });
+      config = resumeDir !== undefined ? loadRunConfig(resumeDir, { trackingUri, maxSteps }) : loadConfig(positionals[0], { trackingUri, maxSteps, targetEpsilon });
     } catch (e) {
       if (e instanceof ConfigError) {
         io.err(`ewtune train: ${e.message}`);
@@ -74,7 +80,7 @@ export const trainCommand: CliCommand = {
       }
       throw e;
     }
-    const result = await runTraining(config, { onProgress: progressBar(io), log: (l) => io.err(l) });
+    const result = await runTraining(config, { onProgress: progressBar(io), log: (l) => io.err(l), resumeDir });
     if (values.json) {
       const { history: _h, calibration, ...rest } = result;
       io.out(JSON.stringify({ ...rest, calibration: calibration ? { noiseMultiplier: calibration.noiseMultiplier, epsilon: calibration.epsilon, kind: calibration.kind, accountant: calibration.accountant, certifiedEpsilon: calibration.certifiedEpsilon?.epsilon } : undefined }));
