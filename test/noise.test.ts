@@ -4,11 +4,13 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { InvalidArgumentError } from '../src/errors.ts';
 import { createInsecureSeededRandom } from '../src/dp/csprng.ts';
 import {
-  addNoise, createNoiseSource, effectiveNoiseMultiplier, hardenedGrid, prefetchedNoiseCount, sensitivitySlack,
+  addNoise, createNoiseSource, effectiveNoiseMultiplier, hardenedGrid, prefetchCapacity, prefetchedNoiseCount, prefetchNoise,
+  prefetchWorkerCount, sensitivitySlack,
 } from '../src/dp/noise.ts';
 
 function moments(x: Float64Array): { mean: number; std: number } {
@@ -96,11 +98,46 @@ describe('noise: default gaussian (node:crypto)', () => {
       assert.ok(Math.abs(m.mean) < 5 * std / Math.sqrt(values.length), `mean ${m.mean}`);
     }
     assert.match(source.describe().generator, /worker thread/);
-    // The prefetch worker really serves large requests (a broken worker would silently fall back to this thread).
+    // The prefetch workers really serve large requests (a broken worker would silently fall back to this thread):
+    // wait until the ring holds 100k values (the calling thread draws itself whatever is not ready yet).
+    assert.ok(prefetchNoise(100_000), 'the prefetch ring fills');
     const before = prefetchedNoiseCount();
     createNoiseSource('gaussian').gaussian(100_000, 1);
     assert.ok(prefetchedNoiseCount() - before >= 100_000, `served ${prefetchedNoiseCount() - before}`);
     assert.doesNotMatch(createNoiseSource('gaussian', { prefetch: false }).describe().generator, /worker/);
+  });
+
+  it('requests larger than the prefetch ring mix ring and calling-thread draws: N(0, std²), every value used once', () => {
+    const n = prefetchCapacity() + 3 * 65536 + 123;
+    const a = source.gaussian(n, std);
+    const b = source.gaussian(n, std);
+    for (const noise of [a, b]) {
+      const m = moments(noise);
+      assert.ok(Math.abs(m.std / std - 1) < 0.01, `std ${m.std} vs ${std}`);
+      assert.ok(Math.abs(m.mean) < 5 * std / Math.sqrt(n), `mean ${m.mean}`);
+      assert.equal(noise.filter((v) => v === 0).length, 0, 'no zeroed (already used) ring slot handed out');
+    }
+    // A value handed out twice would repeat exactly; float64 normals from fresh draws do not.
+    const seen = new Set<number>(a);
+    assert.equal(seen.size, a.length, 'no repeated value within a request');
+    assert.equal(b.filter((v) => seen.has(v)).length, 0, 'no value repeated across requests');
+  });
+
+  it('EWTUNE_NOISE_WORKERS sets the number of prefetch workers (an integer in [1, 8]); default cores − 1 in [1, 4]', () => {
+    const saved = process.env.EWTUNE_NOISE_WORKERS;
+    try {
+      process.env.EWTUNE_NOISE_WORKERS = '3';
+      assert.equal(prefetchWorkerCount(), 3);
+      for (const bad of ['0', '9', '1.5', 'two']) {
+        process.env.EWTUNE_NOISE_WORKERS = bad;
+        assert.throws(() => prefetchWorkerCount(), (e: unknown) => e instanceof InvalidArgumentError && /EWTUNE_NOISE_WORKERS/.test(e.message));
+      }
+      delete process.env.EWTUNE_NOISE_WORKERS;
+      assert.equal(prefetchWorkerCount(), Math.max(1, Math.min(4, availableParallelism() - 1)));
+    } finally {
+      if (saved === undefined) delete process.env.EWTUNE_NOISE_WORKERS;
+      else process.env.EWTUNE_NOISE_WORKERS = saved;
+    }
   });
 });
 

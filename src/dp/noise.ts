@@ -16,6 +16,7 @@
  * - `'insecure-seeded'`: deterministic, from an AES-256-CTR keystream keyed by SHA-256 of a seed — tests only;
  *   `secure === false` so the ledger records it.
  */
+import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { InvalidArgumentError } from '../errors.ts';
 import { createInsecureSeededRandom, createSecureRandom } from './csprng.ts';
@@ -280,20 +281,37 @@ export function discreteGaussian(random: RandomStream, s: number): number {
 // ---------------------------------------------------------------------------------------------------------------
 
 // ---------------------------------------------------------------------------------------------------------------
-// Secure gaussian mode: standard normals drawn ahead of time by a worker thread.
+// Secure gaussian mode: standard normals drawn ahead of time by worker threads.
 
 /** Standard normals per chunk of the prefetch ring (512 KiB of float64). */
 const PREFETCH_CHUNK = 65536;
-/** Chunks in the ring (4 MiB: more than one step of a ~500k-parameter model). */
-const PREFETCH_CHUNKS = 8;
+/** Chunks in the ring per worker (4 MiB each: more than one step of a ~500k-parameter model). */
+const PREFETCH_CHUNKS_PER_WORKER = 8;
 /** Requests smaller than this are drawn on the calling thread (no worker is started for them). */
 const PREFETCH_MIN = 32768;
-/** How long a request waits for the worker before drawing on the calling thread instead (ms). */
-const PREFETCH_TIMEOUT_MS = 5000;
+/** Most prefetch workers (beyond this, node:crypto and memory bandwidth, not cores, limit the rate). */
+const MAX_PREFETCH_WORKERS = 8;
+
+/**
+ * Number of prefetch workers: `EWTUNE_NOISE_WORKERS` (an integer in [1, 8]) or availableParallelism() − 1, at least 1
+ * and at most 4 (the calling thread draws too whenever the ring runs dry, so one core per worker is the useful most).
+ */
+export function prefetchWorkerCount(): number {
+  const raw = process.env.EWTUNE_NOISE_WORKERS;
+  if (raw !== undefined && raw !== '') {
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < 1 || n > MAX_PREFETCH_WORKERS) {
+      throw new InvalidArgumentError('EWTUNE_NOISE_WORKERS', raw, `an integer in [1, ${MAX_PREFETCH_WORKERS}]`);
+    }
+    return n;
+  }
+  return Math.max(1, Math.min(4, availableParallelism() - 1));
+}
 
 /**
  * The worker's source: the same fillGaussian (its compiled text) on its own node:crypto RandomStream equivalent,
- * filling ring chunks with N(0, 1) whenever the main thread has emptied them (flag 0 = empty, 1 = full).
+ * filling its chunks (first, first + stride, …) of the ring with N(0, 1) whenever the main thread has emptied them
+ * (flag 0 = empty, 1 = full).
  */
 function prefetchWorkerSource(): string {
   return `'use strict';
@@ -305,10 +323,10 @@ const fillGaussian = ${fillGaussian.toString()};
 const words = new Uint32Array(${2 ** 18});
 const bytes = new Uint8Array(words.buffer);
 const random = { words, position: words.length, refill() { randomFillSync(bytes); this.position = 0; } };
-const { values, flags, chunk, chunks } = workerData;
+const { values, flags, chunk, chunks, first, stride } = workerData;
 const data = new Float64Array(values);
 const state = new Int32Array(flags);
-for (let j = 0; ; j = (j + 1) % chunks) {
+for (let j = first; ; j = j + stride < chunks ? j + stride : first) {
   while (Atomics.load(state, j) !== 0) Atomics.wait(state, j, 1);
   fillGaussian(data.subarray(j * chunk, (j + 1) * chunk), 1, random);
   Atomics.store(state, j, 1);
@@ -318,35 +336,62 @@ for (let j = 0; ; j = (j + 1) % chunks) {
 }
 
 /**
- * A ring of standard normals in shared memory, refilled by a worker thread (node:crypto there too), so that the
- * main thread's cost of noise is a copy and a multiply while the sampling runs on another core. Started on the
- * first large request; if the worker cannot start or stalls, requests fall back to the calling thread. Each value
- * is handed out once (its chunk is zeroed before it is released for refilling).
+ * A ring of standard normals in shared memory, refilled by W worker threads (node:crypto there too; worker k fills
+ * chunks k, k + W, …), so that the main thread's cost of noise is mostly a copy and a multiply while the sampling
+ * runs on other cores. Started on the first large request. The calling thread never waits: when the next chunk is
+ * not full yet it draws that part itself from its own node:crypto stream, so the rate is the workers' plus its own
+ * and a stalled or failed worker costs nothing but speed. Each ring value is handed out once (its chunk is zeroed
+ * before it is released for refilling).
+ *
+ * Distribution (why mixing sources is sound): every output is std·z for a z that is a fresh N(0, 1) float64 draw of
+ * the same polar-method code on node:crypto words, used once. Which source supplies a position depends only on
+ * timing (whether a chunk is full), and a chunk's fill time is independent of the values it holds — in rejection
+ * sampling the accepted pairs are independent of how many proposals were rejected — so the outputs are i.i.d.
+ * N(0, std²) (in the float64 sense of fillGaussian) exactly as with a single thread.
  */
 class GaussianPrefetcher {
-  private worker: Worker | null = null;
+  private workers: Worker[] = [];
   private failed = false;
-  private readonly data = new Float64Array(new SharedArrayBuffer(PREFETCH_CHUNK * PREFETCH_CHUNKS * 8));
-  private readonly state = new Int32Array(new SharedArrayBuffer(PREFETCH_CHUNKS * 4));
+  private readonly workerCount: number;
+  private readonly chunks: number;
+  private readonly data: Float64Array;
+  private readonly state: Int32Array;
   private chunk = 0;
   private offset = 0;
 
-  /** Whether requests can be served (false once the worker failed). */
+  constructor(workerCount: number) {
+    this.workerCount = workerCount;
+    this.chunks = PREFETCH_CHUNKS_PER_WORKER * workerCount;
+    this.data = new Float64Array(new SharedArrayBuffer(PREFETCH_CHUNK * this.chunks * 8));
+    this.state = new Int32Array(new SharedArrayBuffer(this.chunks * 4));
+  }
+
+  /** Whether requests can be served (false once a worker failed). */
   get available(): boolean {
     return !this.failed;
   }
 
+  /** Number of worker threads. */
+  get size(): number {
+    return this.workerCount;
+  }
+
   private start(): boolean {
-    if (this.worker !== null) return true;
+    if (this.workers.length > 0) return true;
     try {
-      const worker = new Worker(prefetchWorkerSource(), {
-        eval: true,
-        workerData: { values: this.data.buffer, flags: this.state.buffer, chunk: PREFETCH_CHUNK, chunks: PREFETCH_CHUNKS },
-      });
-      worker.unref();
-      worker.on('error', () => { this.failed = true; });
-      worker.on('exit', () => { this.failed = true; });
-      this.worker = worker;
+      for (let k = 0; k < this.workerCount; k++) {
+        const worker = new Worker(prefetchWorkerSource(), {
+          eval: true,
+          workerData: {
+            values: this.data.buffer, flags: this.state.buffer, chunk: PREFETCH_CHUNK, chunks: this.chunks,
+            first: k, stride: this.workerCount,
+          },
+        });
+        worker.unref();
+        worker.on('error', () => { this.failed = true; });
+        worker.on('exit', () => { this.failed = true; });
+        this.workers.push(worker);
+      }
       return true;
     } catch {
       this.failed = true;
@@ -355,22 +400,42 @@ class GaussianPrefetcher {
   }
 
   /**
-   * Writes std·z for fresh standard normals z into out[from..]; returns the index reached (out.length unless the
-   * worker failed or stalled — the caller draws the rest itself).
+   * Blocks until the next ⌈values / chunk⌉ chunks of the ring (at most all of them) are full, or `timeoutMs` passes;
+   * true when they are. For tests and warm-up: a wait on the ring's own flags, not a guess of how long sampling takes.
    */
-  fill(out: Float64Array, std: number, from = 0): number {
+  waitFull(values: number, timeoutMs: number): boolean {
+    if (this.failed || !this.start()) return false;
+    const deadline = performance.now() + timeoutMs;
+    const count = Math.min(this.chunks, Math.ceil(values / PREFETCH_CHUNK));
+    for (let c = 0; c < count; c++) {
+      const j = (this.chunk + c) % this.chunks;
+      while (Atomics.load(this.state, j) !== 1) {
+        const left = deadline - performance.now();
+        if (left <= 0 || this.failed) return false;
+        Atomics.wait(this.state, j, 0, Math.min(left, 100));
+      }
+    }
+    return true;
+  }
+
+  /**
+   * Writes std·z for fresh standard normals z into out[from..]: from full ring chunks, and through `drawHere` (the
+   * calling thread's own stream) wherever the next chunk is not full yet. Returns the index reached (out.length
+   * unless a worker failed — the caller draws the rest itself).
+   */
+  fill(out: Float64Array, std: number, drawHere: (part: Float64Array) => void, from = 0): number {
     if (this.failed || !this.start()) return from;
     let i = from;
     const n = out.length;
     while (i < n) {
+      if (this.failed) return i;
       const j = this.chunk;
       if (Atomics.load(this.state, j) !== 1) {
-        const deadline = performance.now() + PREFETCH_TIMEOUT_MS;
-        while (Atomics.load(this.state, j) !== 1) {
-          const left = deadline - performance.now();
-          if (left <= 0 || this.failed) return i;
-          Atomics.wait(this.state, j, 0, Math.min(left, 100));
-        }
+        // Not full yet: draw one chunk's worth here instead of waiting (the ring keeps filling meanwhile).
+        const take = Math.min(n - i, PREFETCH_CHUNK);
+        drawHere(out.subarray(i, i + take));
+        i += take;
+        continue;
       }
       const base = j * PREFETCH_CHUNK;
       const take = Math.min(n - i, PREFETCH_CHUNK - this.offset);
@@ -384,7 +449,7 @@ class GaussianPrefetcher {
       this.offset += take;
       if (this.offset === PREFETCH_CHUNK) {
         this.offset = 0;
-        this.chunk = (j + 1) % PREFETCH_CHUNKS;
+        this.chunk = (j + 1) % this.chunks;
         Atomics.store(this.state, j, 0);
         Atomics.notify(this.state, j);
       }
@@ -396,18 +461,33 @@ class GaussianPrefetcher {
 let prefetcherInstance: GaussianPrefetcher | undefined;
 let prefetchedValues = 0;
 
-/** How many noise values the prefetch worker has served in this process (diagnostics and tests). */
+/** How many noise values the prefetch workers have served in this process (diagnostics and tests). */
 export function prefetchedNoiseCount(): number {
   return prefetchedValues;
 }
 
 /**
- * One prefetch ring (and worker thread) per process, shared by every secure Gaussian source: its values are
+ * Starts the shared prefetch workers and waits until at least `values` standard normals (capped at the ring's size)
+ * are ready, at most `timeoutMs` (default 30 s); true when they are. Optional: a training loop needs no call (the
+ * first large request starts the workers); useful before a benchmark or in a test that checks the workers serve.
+ */
+export function prefetchNoise(values: number, timeoutMs = 30_000): boolean {
+  assertCount(values);
+  return sharedPrefetcher().waitFull(values, timeoutMs);
+}
+
+/** The shared prefetch ring's capacity in values (its worker count × 8 chunks of 65,536). */
+export function prefetchCapacity(): number {
+  return sharedPrefetcher().size * PREFETCH_CHUNKS_PER_WORKER * PREFETCH_CHUNK;
+}
+
+/**
+ * One prefetch ring (and its worker threads) per process, shared by every secure Gaussian source: its values are
  * independent N(0, 1) draws from node:crypto, each handed out once, so sharing changes no distribution, and a
- * training loop that creates a noise source per call does not leave a thread behind each time.
+ * training loop that creates a noise source per call does not leave threads behind each time.
  */
 function sharedPrefetcher(): GaussianPrefetcher {
-  prefetcherInstance ??= new GaussianPrefetcher();
+  prefetcherInstance ??= new GaussianPrefetcher(prefetchWorkerCount());
   return prefetcherInstance;
 }
 
@@ -428,7 +508,7 @@ class ContinuousGaussianSource implements NoiseSource {
   private draw(out: Float64Array, std: number): Float64Array {
     let from = 0;
     if (this.prefetcher !== null && this.prefetcher.available && out.length >= PREFETCH_MIN) {
-      from = this.prefetcher.fill(out, std);
+      from = this.prefetcher.fill(out, std, (part) => fillGaussian(part, std, this.random));
     }
     if (from < out.length) fillGaussian(from === 0 ? out : out.subarray(from), std, this.random);
     return out;
@@ -457,7 +537,7 @@ class ContinuousGaussianSource implements NoiseSource {
     return {
       mode: this.mode,
       secure: this.secure,
-      generator: this.secure ? `node:crypto randomFillSync + polar method (float64)${this.prefetcher ? ', prefetched by a worker thread' : ''}`
+      generator: this.secure ? `node:crypto randomFillSync + polar method (float64)${this.prefetcher ? `, prefetched by ${this.prefetcher.size} worker thread${this.prefetcher.size === 1 ? '' : 's'} (calling thread draws too when the ring is empty)` : ''}`
         : 'INSECURE seeded AES-256-CTR keystream + polar method (float64)',
     };
   }
