@@ -77,12 +77,13 @@ describe('native backend setup (ewtune setup native)', function () {
     assert.match(nativeStatus(false, join(dir, 'nowhere')).reason, /not installed \(run npm run setup:native\)/);
   });
 
-  it("cudaRequirements: the TF wheel's and-cuda pins, exact versions only", () => {
+  it("cudaRequirements: the TF wheel's and-cuda requirements pinned at their lower bounds (as TF 2.21's METADATA states them)", () => {
+    // Lines as in tensorflow-2.21.0's METADATA (read from the wheel), plus an exact pin and a non-CUDA line.
     assert.deepEqual(cudaRequirements([
-      'numpy>=1.26.0', 'nvidia-cublas-cu12==12.5.3.2; extra == "and-cuda"', 'nvidia-cudnn-cu12 (==9.3.0.75) ; extra == \'and-cuda\'',
-      'tensorboard~=2.20.0',
-    ]), ['nvidia-cublas-cu12==12.5.3.2', 'nvidia-cudnn-cu12==9.3.0.75']);
-    assert.throws(() => cudaRequirements(['nvidia-nccl-cu12>=2.21; extra == "and-cuda"']), NativeSetupError);
+      'numpy>=1.26.0', 'nvidia-cublas-cu12<13.0,>=12.5.3.2; extra == "and-cuda"', 'nvidia-cudnn-cu12<10.0,>=9.3.0.75; extra == "and-cuda"',
+      'nvidia-nccl-cu12 (==2.27.7) ; extra == \'and-cuda\'', 'tensorboard~=2.20.0',
+    ]), ['nvidia-cublas-cu12==12.5.3.2', 'nvidia-cudnn-cu12==9.3.0.75', 'nvidia-nccl-cu12==2.27.7']);
+    assert.throws(() => cudaRequirements(['nvidia-nccl-cu12<3.0; extra == "and-cuda"']), NativeSetupError);
   });
 
   it('after npm ci (node_modules without tfjs-node), a second run re-places the cached build, verified, without rebuilding', async function () {

@@ -106,8 +106,7 @@ export const GPU_VARIANT: NativeVariant = {
     project: 'tensorflow',
     version: TF_VERSION,
     file: 'tensorflow-2.21.0-cp311-cp311-manylinux_2_27_x86_64.whl',
-    // Not observed on this project's machines (no GPU; the wheel is 572 MB): GPU_WHEEL_SHA256 below.
-    sha256: '',
+    sha256: '9056fbc9ba04235810b71ae6cbd958a196e8804fb53bbcffbf3e23b56155f124',
     pythonVersion: '3.11',
     abi: 'cp311',
     platform: 'manylinux_2_27_x86_64',
@@ -490,17 +489,23 @@ const TF_RULES: Rules = [
 ];
 
 /**
- * The `and-cuda` extra of the TF wheel's metadata, as pinned `name==version` specs. TF pins them exactly
- * (`nvidia-cublas-cu12==x.y.z; extra == "and-cuda"`); a range is refused (the pin must come from the wheel).
+ * The `and-cuda` extra of the TF wheel's metadata, as pinned `name==version` specs. TF 2.21 states ranges
+ * (`nvidia-cublas-cu12<13.0,>=12.5.3.2; extra == "and-cuda"`): each is pinned to its lower bound, the version TF
+ * was built against, so the set is fixed by the (sha256-pinned) TF wheel. A requirement without a lower bound is
+ * refused.
  */
 export function cudaRequirements(requires: readonly string[]): string[] {
   const out: string[] = [];
   for (const req of requires) {
     const [spec, marker] = req.split(';').map((s) => s.trim());
     if (marker === undefined || !/extra\s*==\s*["']and-cuda["']/.test(marker)) continue;
-    const m = /^([A-Za-z0-9_.-]+)\s*\(?\s*==\s*([A-Za-z0-9_.+-]+)\s*\)?$/.exec(spec);
-    if (m === null) throw new NativeSetupError(`the TensorFlow wheel's and-cuda requirement '${spec}' is not an exact pin`);
-    out.push(`${m[1]}==${m[2]}`);
+    const m = /^([A-Za-z0-9_.-]+)\s*\(?([^)]*)\)?$/.exec(spec);
+    const clauses = (m?.[2] ?? '').split(',').map((c) => c.trim());
+    const lower = clauses.map((c) => /^(?:==|>=)\s*([A-Za-z0-9_.+-]+)$/.exec(c)?.[1]).find((v) => v !== undefined);
+    if (m === null || lower === undefined) {
+      throw new NativeSetupError(`the TensorFlow wheel's and-cuda requirement '${spec}' has no exact version or lower bound to pin`);
+    }
+    out.push(`${m[1]}==${lower}`);
   }
   return out;
 }
@@ -564,11 +569,6 @@ function buildBinding(packageDir: string, tools: Toolchain, variant: NativeVaria
 
 async function build(variant: NativeVariant, buildDir: string, tools: Toolchain, stamp: NativeStamp,
   log: (l: string) => void): Promise<NativeStamp> {
-  if (variant.wheel.sha256 === '') {
-    throw new NativeSetupError(`${variant.wheel.file} has no pinned sha256 in src/setup/native.ts (it has not been downloaded and checked on ` +
-      `a project machine yet); set GPU_VARIANT.wheel.sha256 to its sha256 (pip download --no-deps ${variant.wheel.project}==${variant.wheel.version}), ` +
-      `then run ${setupCommand(variant)}`);
-  }
   const work = `${buildDir}.partial`;
   rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { recursive: true });
