@@ -18,7 +18,13 @@ function lineAt(bytes: Uint8Array, offset: number): number {
   return line;
 }
 
-/** Byte offset of the first invalid UTF-8 sequence (bisection over prefixes decoded in streaming mode). */
+const isContinuation = (b: number) => (b & 0xc0) === 0x80;
+
+/**
+ * Byte offset where the first invalid UTF-8 sequence starts: bisection for the shortest prefix that fails to decode
+ * in streaming mode (an incomplete sequence at the end of a prefix is not yet an error), then back to the lead byte
+ * of the sequence its last byte broke off, if any.
+ */
 function firstInvalidUtf8(bytes: Uint8Array): number {
   let lo = 0; // prefix bytes[0, lo) decodes
   let hi = bytes.length; // prefix bytes[0, hi) fails
@@ -31,7 +37,10 @@ function firstInvalidUtf8(bytes: Uint8Array): number {
       hi = mid;
     }
   }
-  return lo;
+  const last = hi - 1;
+  let j = last - 1;
+  while (j >= 0 && j > last - 4 && isContinuation(bytes[j])) j--;
+  return j >= 0 && j > last - 4 && bytes[j] >= 0xc0 && !isContinuation(bytes[last]) ? j : last;
 }
 
 /**
