@@ -127,6 +127,11 @@ export interface NativeSetupOptions {
   readonly force?: boolean;
   /** Progress lines (default: none). */
   readonly log?: (line: string) => void;
+  /**
+   * GPU variant only: build and verify even though no GPU is visible (TensorFlow then runs on the CPU). Default
+   * false: `--gpu` without a GPU fails before downloading anything. For checking the recipe on a machine without one.
+   */
+  readonly allowNoGpu?: boolean;
 }
 
 /** What {@link setupNative} did. */
@@ -700,9 +705,11 @@ export async function setupNative(options: NativeSetupOptions = {}): Promise<Nat
   checkProjectTfjs(projectDir, variant);
   if (variant.cuda) {
     const gpu = gpuVisible();
-    if (!gpu.visible) {
+    if (!gpu.visible && options.allowNoGpu === true) log(`ewtune setup native --gpu: ${gpu.reason}; building anyway (allowNoGpu), TensorFlow will run on the CPU`);
+    else if (!gpu.visible) {
       throw new NativeSetupError(`--gpu: ${gpu.reason}, so ${variant.npmPackage} cannot be verified here; ` +
-        'on a machine with an NVIDIA driver run `npx ewtune setup native --gpu`; here use `npm run setup:native` (CPU)');
+        'on a machine with an NVIDIA driver run `npx ewtune setup native --gpu`; here use `npm run setup:native` (CPU), ' +
+        'or `npx ewtune setup native --gpu --allow-no-gpu` to build it anyway (TensorFlow then runs on the CPU)');
     }
   }
   const buildDir = nativeBuildDir(variant, cacheDir);
