@@ -51,6 +51,14 @@ export interface PrivacyTrackingCallbackOptions {
   readonly resumeSegments?: readonly StepSegment[];
 }
 
+/** The final ε of a run, as {@link PrivacyTrackingCallback.finish} computed them (each labelled with its kind). */
+export interface FinalEpsilons {
+  readonly steps: number;
+  readonly certified?: EpsilonResult;
+  readonly edgeworth?: EpsilonResult;
+  readonly rdp?: EpsilonResult;
+}
+
 /** The outcome of {@link PrivacyTrackingCallback.finish}. */
 export interface TrackingSummary {
   readonly status: Exclude<RunStatus, 'RUNNING' | 'SCHEDULED'>;
@@ -140,7 +148,15 @@ export class PrivacyTrackingCallback implements DpCallback {
    * and ε–δ charts and an HTML report as artifacts, and the run status: FINISHED after a completed run or max-steps,
    * KILLED after a budget stop or a stop request (`status` overrides, e.g. FAILED after an error).
    */
-  async finish(outcome: { history?: DpHistory; stopReason?: string; status?: TrackingSummary['status']; extraSummary?: ReadonlyArray<readonly [string, string]> } = {}): Promise<TrackingSummary> {
+  /**
+   * Ends the run: final ε (certified, Edgeworth, RDP), tags, charts and report, then closes the sink (status, artifact
+   * upload). `beforeClose` runs after the final ε is known and before the artifacts are uploaded: write files that
+   * depend on the final ε there (e.g. the saved model's privacy.json under artifacts/); a failure in it fails the run.
+   */
+  async finish(outcome: {
+    history?: DpHistory; stopReason?: string; status?: TrackingSummary['status']; extraSummary?: ReadonlyArray<readonly [string, string]>;
+    beforeClose?: (final: FinalEpsilons) => Promise<void>;
+  } = {}): Promise<TrackingSummary> {
     if (this.#finished) throw new InvalidArgumentError('finish', 'called twice', 'called once');
     this.#finished = true;
     const final = await this.#monitor.finish();
@@ -159,6 +175,15 @@ export class PrivacyTrackingCallback implements DpCallback {
       await this.#writeCharts(final, stopReason, outcome.extraSummary ?? []);
     } catch (e) {
       console.warn(`ewtune: could not render the privacy charts (${(e as Error).message})`);
+    }
+    if (outcome.beforeClose) {
+      try {
+        await outcome.beforeClose({ steps: final.steps, certified: final.certified, edgeworth: final.edgeworth, rdp: final.rdp });
+      } catch (error) {
+        s.setTag('ewtune.error', String((error as Error).message ?? error).slice(0, 4000));
+        await s.close({ status: 'FAILED' }).catch(() => undefined);
+        throw error;
+      }
     }
     const close = await s.close({ status });
     return { status, stopReason, steps: final.steps, epsilonEdgeworth: final.edgeworth, epsilonRdp: final.rdp, epsilonCertified: final.certified, close };

@@ -7,29 +7,27 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { EwtuneError } from '../src/errors.ts';
 import { compileSchemaFile, type CompiledSchema } from '../src/schema/validate.ts';
+import type { EncoderModelConfig } from './encoder.ts';
 
 export interface TrainingConfig {
   name?: string;
   experimentName: string;
   data: {
-    kind: 'spam-assassin' | 'jsonl';
+    kind: 'spam-assassin' | 'jsonl' | 'polarity' | 'tweets' | 'glue' | 'labelled-file';
     path?: string;
     testPath?: string;
+    /** glue only: the task (sst2, qnli, …), which names its columns. */
+    task?: string;
+    /** labelled-file only: label names (class i = labels[i]); else labels are indices below model.numClasses. */
+    labels?: string[];
     maxTokens: number;
     vocabularySize: number;
     testFraction: number;
+    /** Fraction carved from the training split for choosing hyper-parameters (polarity, tweets, glue, labelled-file). */
+    validationFraction: number;
     maxExamples?: number;
   };
-  model: {
-    kind: 'transformer-classifier';
-    embedding: 'wink-glove-100d' | 'random';
-    freezeEmbedding: boolean;
-    dModel: number;
-    heads: number;
-    ffnDim: number;
-    layers: number;
-    numClasses: number;
-  };
+  model: GloveClassifierConfig | EncoderModelConfig;
   training: {
     epochs?: number;
     steps?: number;
@@ -60,6 +58,18 @@ export interface TrainingConfig {
     runDir: string;
     certifiedEveryFraction: number;
   };
+}
+
+/** `model` of kind "transformer-classifier": a transformer block trained on frozen pre-trained GloVe-derived vectors. */
+export interface GloveClassifierConfig {
+  kind: 'transformer-classifier';
+  embedding: 'wink-glove-100d' | 'random';
+  freezeEmbedding: boolean;
+  dModel: number;
+  heads: number;
+  ffnDim: number;
+  layers: number;
+  numClasses: number;
 }
 
 /** An invalid configuration: `problems` lists each one with the JSON path of its field. */
@@ -98,9 +108,18 @@ export function validateConfig(value: unknown, source = '<config>', overrides: C
   if (config.privacy.accountant === 'edgeworth' && !config.privacy.allowEstimate) {
     problems.push('/privacy/accountant "edgeworth" is an estimate, not a bound: set /privacy/allowEstimate to true to calibrate by it (the budget stop stays certified)');
   }
-  if (config.model.dModel % config.model.heads !== 0) {
+  if (config.model.kind === 'transformer-classifier' && config.model.dModel % config.model.heads !== 0) {
     problems.push(`/model/dModel (${config.model.dModel}) must be divisible by /model/heads (${config.model.heads})`);
   }
+  if (config.model.kind === 'pretrained-encoder') {
+    const f = config.model.finetune;
+    if (f.mode === 'top-k' && f.topK === undefined) problems.push('/model/finetune/topK is required with mode "top-k"');
+    if (f.topK !== undefined && f.mode !== 'top-k') problems.push(`/model/finetune/topK is for mode "top-k", not "${f.mode}"`);
+    if (f.cacheBottom !== undefined && f.mode !== 'top-k' && f.mode !== 'head') problems.push(`/model/finetune/cacheBottom is for modes "top-k" and "head", not "${f.mode}"`);
+    if (f.lora !== undefined && f.mode !== 'lora') problems.push(`/model/finetune/lora is for mode "lora", not "${f.mode}"`);
+    if (f.trainWordEmbeddings !== undefined && f.mode !== 'full') problems.push(`/model/finetune/trainWordEmbeddings is for mode "full", not "${f.mode}"`);
+  }
+
   if (problems.length > 0) throw new ConfigError(source, problems);
   return config;
 }

@@ -52,8 +52,8 @@ function readJsonl(path: string, field: string, numClasses: number): LabelledTex
 function loadTexts(config: TrainingConfig): { train: LabelledText[]; test: LabelledText[] } {
   const d = config.data;
   if (d.kind === 'spam-assassin') return loadSpamAssassin({ testFraction: d.testFraction });
-  const all = readJsonl(d.path as string, '/data/path', config.model.numClasses);
-  if (d.testPath !== undefined) return { train: all, test: readJsonl(d.testPath, '/data/testPath', config.model.numClasses) };
+  const all = readJsonl(d.path as string, '/data/path', config.model.numClasses ?? 2);
+  if (d.testPath !== undefined) return { train: all, test: readJsonl(d.testPath, '/data/testPath', config.model.numClasses ?? 2) };
   return { train: all.filter((t) => !isTestId(t.id, d.testFraction)), test: all.filter((t) => isTestId(t.id, d.testFraction)) };
 }
 

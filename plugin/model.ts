@@ -15,6 +15,7 @@ import type { TrainingConfig } from './config.ts';
  */
 export function buildClassifier(config: TrainingConfig, vocabularySize: number, vectors?: WordVectors): tf.LayersModel {
   const m = config.model;
+  if (m.kind !== 'transformer-classifier') throw new Error(`buildClassifier: model kind ${m.kind} is not the GloVe transformer-classifier`);
   const ids = tf.input({ shape: [config.data.maxTokens], dtype: 'int32', name: 'token_ids' });
   let x: tf.SymbolicTensor;
   if (m.embedding === 'wink-glove-100d') {

@@ -11,13 +11,17 @@
  *   - warnings (printed and set as MLflow tags by runTraining): δ ≥ 1/N, l2NormClip far above typical gradient norms.
  * These use only the configuration and N (no example): deciding on them reveals nothing about the private data.
  */
-import { accessSync, constants, statSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { calibrateNoiseMultiplier, resolveSteps, type CalibrationResult } from '../src/accounting/calibrate.ts';
 import { UnreachableTargetError } from '../src/errors.ts';
 import { deltaWarning } from '../src/validate.ts';
 import { ConfigError, type TrainingConfig } from './config.ts';
-import { loadTrainingTexts, type LoadedTexts } from './data.ts';
+import type { LoadedTexts } from './data.ts';
+import { loadCorpus } from './corpus.ts';
+import { resolveModelPath } from './encoder.ts';
+import type { LabelledCorpus } from '../src/data/labelled.ts';
+import { CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE } from '../src/model-dir/index.ts';
 
 /**
  * Largest accepted change of one weight in one step (in weight units). Adam and RMSprop move each weight by about
@@ -41,6 +45,8 @@ export interface PreflightWarning {
 /** What the preflight found (runTraining uses these instead of computing them again). */
 export interface Preflight {
   readonly texts: LoadedTexts;
+  /** The same examples with their validation split and label names (plugin/corpus.ts). */
+  readonly corpus: LabelledCorpus;
   /** N, the training examples. */
   readonly datasetSize: number;
   readonly sampleRate: number;
@@ -63,7 +69,9 @@ export interface PreflightOptions {
  */
 export function preflightRun(config: TrainingConfig, options: PreflightOptions = {}): Preflight {
   if (options.runDirParent !== undefined) assertUsableFolder(options.runDirParent);
-  const texts = loadTrainingTexts(config);
+  if (config.model.kind === 'pretrained-encoder') assertModelDir(config.model.path);
+  const corpus = loadCorpus(config);
+  const texts: LoadedTexts = { train: corpus.train, test: corpus.test };
   const datasetSize = texts.train.length;
   const E = config.training.expectedBatchSize;
   if (E > datasetSize) {
@@ -114,7 +122,26 @@ export function preflightRun(config: TrainingConfig, options: PreflightOptions =
     warnings.push({ tag: 'ewtune.warning.l2_norm_clip', message: `l2NormClip=${l2NormClip} is far above typical per-example gradient `
       + `norms (0.1–10): clipping will rarely act and the noise std σ·C = ${(noiseMultiplier * l2NormClip).toPrecision(3)} may drown the gradient.` });
   }
-  return { texts, datasetSize, sampleRate, stepsPerEpoch, plannedSteps, noiseMultiplier, calibration, warnings };
+  return { texts, corpus, datasetSize, sampleRate, stepsPerEpoch, plannedSteps, noiseMultiplier, calibration, warnings };
+}
+
+/**
+ * `model.path` names a fetched pre-trained model or a directory with the files a model directory needs (the full
+ * checks of the weights against config.json run when it is loaded, still before any training).
+ */
+function assertModelDir(path: string): void {
+  let dir: string;
+  try {
+    dir = resolveModelPath(path);
+  } catch (e) {
+    throw new ConfigError('/model/path', [(e as Error).message]);
+  }
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+    throw new ConfigError('/model/path', [`/model/path ${dir} is not a directory (expected a Hugging Face model directory, or "minilm")`]);
+  }
+  for (const file of [CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE]) {
+    if (!existsSync(join(dir, file))) throw new ConfigError('/model/path', [`/model/path ${dir} has no ${file} (a model directory needs config.json, model.safetensors and tokenizer.json)`]);
+  }
 }
 
 /** The largest change of one weight in one step the optimizer can make (see MAX_STEP_PER_WEIGHT). */
@@ -135,7 +162,8 @@ function assertUsableFolder(folder: string): void {
       isDirectory = statSync(path).isDirectory();
     } catch (e) {
       const parent = dirname(path);
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT' && parent !== path) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if ((code === 'ENOENT' || code === 'ENOTDIR') && parent !== path) {
         path = parent;
         continue;
       }

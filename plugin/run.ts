@@ -12,10 +12,10 @@
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { calibrateNoiseMultiplier, resolveSteps, type CalibrationResult } from '../src/accounting/calibrate.ts';
+import type { CalibrationResult } from '../src/accounting/calibrate.ts';
 import { PrivacyLedger } from '../src/accounting/ledger.ts';
 import { chooseBackend } from '../src/backend/index.ts';
-import { deltaWarning } from '../src/validate.ts';
+import { NonFiniteTrainingError } from '../src/errors.ts';
 import { MlflowClient } from '../src/tracking/mlflow-client.ts';
 import { TrackingSink } from '../src/tracking/sink.ts';
 import { dpFit } from '../src/train/index.ts';
@@ -23,8 +23,9 @@ import type { DpCallback, DpHistory } from '../src/train/types.ts';
 import type { EpsilonResult } from '../src/accounting/types.ts';
 import { PrivacyTrackingCallback, type TrackingSummary } from './callback.ts';
 import type { TrainingConfig } from './config.ts';
-import { accuracy, buildClassifier } from './model.ts';
-import { prepareData } from './data.ts';
+import { prepareModel, type PreparedModel } from './prepared-model.ts';
+import { privacyRecord } from './privacy-record.ts';
+import { preflightRun } from './preflight.ts';
 import { Checkpointer, createOptimizer, prepareResume, restoreForResume, saveRunConfig, syncRemoteBeforeResume } from './resume.ts';
 import { writeProcessRecord } from '../src/tracking/liveness.ts';
 
@@ -60,7 +61,14 @@ export interface RunResult {
   readonly epsilonEdgeworth?: EpsilonResult;
   readonly epsilonCertified?: EpsilonResult;
   readonly epsilonRdp?: EpsilonResult;
+  /** Held-out (test split) accuracy. */
   readonly accuracy?: number;
+  /** Accuracy on the validation split carved from training (corpora that have one). */
+  readonly validationAccuracy?: number;
+  /** Σ sizes of the trainable weights. */
+  readonly trainableParams?: number;
+  /** The saved private model (pre-trained encoders with model.save): a Hugging Face directory with privacy.json. */
+  readonly modelDir?: string;
   /** Everything was acknowledged by the server (false in local mode or if the server was down at the end). */
   readonly complete: boolean;
   readonly history?: DpHistory;
@@ -79,6 +87,10 @@ export async function runTraining(config: TrainingConfig, options: RunOptions = 
   const resuming = options.resumeDir !== undefined;
   const runDir = resuming ? resolve(options.resumeDir as string)
     : resolve(config.tracking.runDir, `${timestampName()}-${runName}`.replace(/[^A-Za-z0-9._-]/g, '_'));
+  // 0. Checks that need the data (plugin/preflight.ts): a bad configuration fails here, before a run directory or an
+  //    MLflow run exists.
+  const preflight = preflightRun(config, { runDirParent: resuming ? undefined : config.tracking.runDir });
+  for (const w of preflight.warnings) log(`ewtune: warning: ${w.message}`);
   mkdirSync(runDir, { recursive: true });
   // A resume refuses a live or finished run and marks a crashed one FAILED (crashed) first; a new run saves its config.
   if (resuming) prepareResume(runDir, config);
@@ -92,9 +104,10 @@ export async function runTraining(config: TrainingConfig, options: RunOptions = 
   const remote = sink.remote;
   if (remote) log(`ewtune: MLflow run ${remote.runId} in experiment ${remote.experimentId} on ${remote.trackingUri}`);
   else log(`ewtune: no tracking server (option, config or MLFLOW_TRACKING_URI): writing the run to ${runDir}`);
+  for (const w of preflight.warnings) sink.setTag(w.tag, w.message);
 
   let callback: PrivacyTrackingCallback | undefined;
-  let data: ReturnType<typeof prepareData> | undefined;
+  let prepared: PreparedModel | undefined;
   let model: tf.LayersModel | undefined;
   let ledger: PrivacyLedger | undefined;
   let optimizer: tf.Optimizer | undefined;
@@ -104,29 +117,15 @@ export async function runTraining(config: TrainingConfig, options: RunOptions = 
     // 2. Backend, data, model.
     const backendChoice = await chooseBackend(config.training.backend);
     const backend = backendChoice.name;
-    log(`ewtune: backend ${backend} (${backendChoice.reason}); loading data and the pre-trained embedding`);
-    data = prepareData(config);
-    model = buildClassifier(config, data.vocabularySize, data.vectors);
-    const datasetSize = data.train.size;
+    log(`ewtune: backend ${backend} (${backendChoice.reason})`);
+    prepared = await prepareModel(config, preflight, log);
+    model = prepared.model;
+    const { datasetSize, sampleRate, stepsPerEpoch, plannedSteps, noiseMultiplier, calibration } = preflight;
     const E = config.training.expectedBatchSize;
-    if (E > datasetSize) throw new Error(`/training/expectedBatchSize (${E}) exceeds the training set size (${datasetSize})`);
-    const sampleRate = E / datasetSize;
-    const stepsPerEpoch = Math.ceil(datasetSize / E);
-    const plannedSteps = resolveSteps(sampleRate, config.training.steps, config.training.epochs);
     const { delta, targetEpsilon } = config.privacy;
-    const warning = deltaWarning(delta, datasetSize);
-    if (warning) log(`ewtune: warning: ${warning}`);
 
-    // 3. σ.
-    let calibration: CalibrationResult | undefined;
-    let noiseMultiplier = config.privacy.noiseMultiplier;
-    if (noiseMultiplier === undefined) {
-      calibration = calibrateNoiseMultiplier({
-        targetEpsilon: targetEpsilon as number, delta, sampleRate, steps: plannedSteps, accountant: config.privacy.accountant,
-        allowEstimate: config.privacy.allowEstimate, order: config.privacy.edgeworthOrder,
-        valueDiscretizationInterval: config.privacy.valueDiscretizationInterval,
-      });
-      noiseMultiplier = calibration.noiseMultiplier;
+    // 3. σ: given, or calibrated by the preflight.
+    if (calibration) {
       log(`ewtune: calibrated noiseMultiplier ${noiseMultiplier.toPrecision(6)} for ε ≤ ${targetEpsilon} at δ ${delta} over ${plannedSteps} steps `
         + `(${calibration.accountant}: ε ${calibration.epsilon.toPrecision(6)}, ${calibration.kind}`
         + `${calibration.certifiedEpsilon ? `; certified ε at this σ ${calibration.certifiedEpsilon.epsilon.toPrecision(6)}` : ''})`);
@@ -138,9 +137,7 @@ export async function runTraining(config: TrainingConfig, options: RunOptions = 
       expected_batch_size: E, dataset_size: datasetSize, steps: plannedSteps, steps_per_epoch: stepsPerEpoch,
       target_delta: delta, accountant: config.privacy.accountant, sampler: config.privacy.sampler,
       noise_mode: config.privacy.noiseMode, backend, backend_reason: backendChoice.reason, optimizer: config.training.optimizer,
-      learning_rate: config.training.learningRate, max_tokens: config.data.maxTokens, vocabulary_size: data.vocabularySize,
-      model_dim: config.model.dModel, heads: config.model.heads, ffn_dim: config.model.ffnDim, layers: config.model.layers,
-      embedding: config.model.embedding, freeze_embedding: config.model.freezeEmbedding, data: config.data.kind,
+      learning_rate: config.training.learningRate, data: config.data.kind, ...prepared.params,
     };
     if (config.training.epochs !== undefined) params.epochs = config.training.epochs;
     if (targetEpsilon !== undefined) params.target_epsilon = targetEpsilon;
@@ -194,9 +191,7 @@ export async function runTraining(config: TrainingConfig, options: RunOptions = 
         signals.push([sig, handler]);
       }
     }
-    const x = data.train.ids;
-    const y = data.train.labels;
-    const history = await dpFit(model, { x, y }, {
+    const history = await dpFit(model, prepared.train, {
       steps: plannedSteps - restored.updates, expectedBatchSize: E, maxPhysicalBatchSize: config.training.maxPhysicalBatchSize,
       l2NormClip: config.training.l2NormClip, noiseMultiplier, optimizer,
       learningRate: config.training.learningRate, loss: 'sparseCategoricalCrossentropy', sampler: config.privacy.sampler,
@@ -211,16 +206,27 @@ export async function runTraining(config: TrainingConfig, options: RunOptions = 
     if (history.fallbackLayers.length > 0) log(`ewtune: layers clipped by the per-example loop: ${history.fallbackLayers.join(', ')}`);
 
     // 6. Evaluate (the test split is held out; its accuracy is not covered by ε but is not private training data).
-    let testAccuracy: number | undefined;
-    if (config.training.evaluate && data.test.size > 0) {
-      testAccuracy = accuracy(model, data.test.ids, data.test.labels);
-      sink.record('eval/accuracy', testAccuracy, callback.steps);
-    }
+    const evaluation = config.training.evaluate ? prepared.evaluate() : {};
+    const testAccuracy = evaluation.test;
+    if (testAccuracy !== undefined) sink.record('eval/accuracy', testAccuracy, callback.steps);
+    if (evaluation.validation !== undefined) sink.record('eval/validation_accuracy', evaluation.validation, callback.steps);
     const stopReason = signalled ? `signal:${signalled}` : history.stopReason;
+    const save = prepared.save;
+    let savedModelDir: string | undefined;
     const summary = await callback.finish({
       history, stopReason,
       extraSummary: [['noise multiplier σ', noiseMultiplier.toPrecision(6)], ['sample rate q', sampleRate.toPrecision(6)],
         ['held-out accuracy', testAccuracy === undefined ? 'n/a' : testAccuracy.toFixed(4)]],
+      // 7. The private model, with the guarantee it carries (final ε known, artifacts not yet uploaded).
+      beforeClose: save ? async (final) => {
+        const dir = join(runDir, 'artifacts', 'model');
+        await save(dir, privacyRecord({
+          config, final, noiseMultiplier, sampleRate, datasetSize, stopReason, accuracy: evaluation,
+          accountedNoiseMultiplier: history.accountedNoiseMultiplier,
+        }));
+        savedModelDir = dir;
+        log(`ewtune: private model saved to ${dir} (Hugging Face layout, privacy.json)`);
+      } : undefined,
     });
     callback = undefined;
     return {
@@ -228,19 +234,25 @@ export async function runTraining(config: TrainingConfig, options: RunOptions = 
       runUrl: remote ? `${remote.trackingUri.replace(/\/$/, '')}/#/experiments/${remote.experimentId}/runs/${remote.runId}` : undefined,
       status: summary.status, stopReason: summary.stopReason, steps: summary.steps, plannedSteps, noiseMultiplier, sampleRate,
       calibration, epsilonEdgeworth: summary.epsilonEdgeworth, epsilonCertified: summary.epsilonCertified,
-      epsilonRdp: summary.epsilonRdp, accuracy: testAccuracy, complete: summary.close.complete, history,
+      epsilonRdp: summary.epsilonRdp, accuracy: testAccuracy, validationAccuracy: evaluation.validation,
+      trainableParams: prepared.trainableParams, modelDir: savedModelDir, complete: summary.close.complete, history,
     };
   } catch (error) {
     // FAILED, with everything recorded so far kept (spool, ledger) and sent where possible.
     sink.setTag('ewtune.error', String((error as Error).message ?? error).slice(0, 4000));
-    if (callback) await callback.finish({ stopReason: 'error', status: 'FAILED' }).catch(() => undefined);
-    else await sink.close({ status: 'FAILED' }).catch(() => undefined);
+    // A diverged run (NaN/∞ loss or weights, see dpFit) is tagged ewtune.stop_reason=non-finite-loss.
+    const stopReason = error instanceof NonFiniteTrainingError ? 'non-finite-loss' : 'error';
+    if (error instanceof NonFiniteTrainingError) log(`ewtune: ${error.message}`);
+    if (callback) await callback.finish({ stopReason, status: 'FAILED' }).catch(() => undefined);
+    else {
+      sink.setTag('ewtune.stop_reason', stopReason);
+      await sink.close({ status: 'FAILED' }).catch(() => undefined);
+    }
     throw error;
   } finally {
     for (const [sig, handler] of signals) process.off(sig, handler);
     await ledger?.close().catch(() => undefined);
     optimizer?.dispose();
-    model?.dispose();
-    data?.dispose();
+    prepared?.dispose();
   }
 }
