@@ -287,8 +287,9 @@ export function discreteGaussian(random: RandomStream, s: number): number {
 const PREFETCH_CHUNK = 65536;
 /** Chunks in the ring per worker (4 MiB each: more than one step of a ~500k-parameter model). */
 const PREFETCH_CHUNKS_PER_WORKER = 8;
-/** Requests smaller than this are drawn on the calling thread (no worker is started for them). */
-const PREFETCH_MIN = 32768;
+/** Requests smaller than this are drawn on the calling thread (no worker is started for them); 4096 lets the ring
+ * serve the 128×128 kernels of a small transformer too, not only the largest variables. */
+const PREFETCH_MIN = 4096;
 /** Most prefetch workers (beyond this, node:crypto and memory bandwidth, not cores, limit the rate). */
 const MAX_PREFETCH_WORKERS = 8;
 
