@@ -28,8 +28,10 @@ export { createNoiseSource, effectiveNoiseMultiplier } from './dp/noise.ts';
 export type { NoiseMode, NoiseSource } from './dp/noise.ts';
 export { poissonSample, shuffledBatches, splitVirtualBatch } from './dp/sampling.ts';
 export { BudgetPolicy } from './budget/index.ts';
-export { initBackend, setWasmFastKernels, wasmFastKernelsEnabled } from './backend/index.ts';
-export type { BackendPreference } from './backend/index.ts';
+export { chooseBackend, initBackend, lastBackendChoice, setWasmFastKernels, wasmFastKernelsEnabled } from './backend/index.ts';
+export type { BackendChoice, BackendPreference } from './backend/index.ts';
+export { NativeSetupError, nativeStatus, setupNative } from './setup/native.ts';
+export type { NativeSetupOptions, NativeSetupResult } from './setup/native.ts';
 export { createTransformerClassifier, createTransformerBlockModel, transformerEncoderBlock, PositionEmbedding, ScaledDotProductAttention } from './models/transformer.ts';
 // Pre-trained encoders: BERT-family models from Hugging Face directories (safetensors + tokenizer.json).
 export { buildBert, buildBertBottom, parseBertConfig } from './models/bert/index.ts';
