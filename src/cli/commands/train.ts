@@ -80,7 +80,17 @@ export const trainCommand: CliCommand = {
       }
       throw e;
     }
-    const result = await runTraining(config, { onProgress: progressBar(io), log: (l) => io.err(l), resumeDir });
+    let result: RunResult;
+    try {
+      result = await runTraining(config, { onProgress: progressBar(io), log: (l) => io.err(l), resumeDir });
+    } catch (e) {
+      // Checks that need the data (batch size vs N, empty file, unreachable target, run directory...): exit 2.
+      if (e instanceof ConfigError) {
+        io.err(`ewtune train: ${e.message}`);
+        return 2;
+      }
+      throw e;
+    }
     if (values.json) {
       const { history: _h, calibration, ...rest } = result;
       io.out(JSON.stringify({ ...rest, calibration: calibration ? { noiseMultiplier: calibration.noiseMultiplier, epsilon: calibration.epsilon, kind: calibration.kind, accountant: calibration.accountant, certifiedEpsilon: calibration.certifiedEpsilon?.epsilon } : undefined }));
