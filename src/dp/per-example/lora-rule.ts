@@ -16,6 +16,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { LayerRecord, LayerRule, RuleContext, WeightVariable } from './rules.ts';
 import { clippedSumOfStacked } from './naive.ts';
+import { MAX_MATERIALISED_FLOATS, rowSquares, scaleRows, zeroRows } from './row-ops.ts';
 
 /** The LoraDense surface this rule reads (structural, so the rule does not import the model module). */
 interface LoraLike extends tf.layers.Layer {
@@ -30,24 +31,9 @@ interface LoraLike extends tf.layers.Layer {
 }
 
 /**
- * Largest materialised per-example stack (B·r·(in + out) floats, 64 MiB) that `auto` materialises; the same cap
- * as the Dense rule's MAX_MATERIALISED_FLOATS.
+ * Largest materialised per-example stack (B·r·(in + out) floats) that `auto` materialises: the Dense rule's cap.
  */
-export const MAX_LORA_MATERIALISED_FLOATS = 2 ** 24;
-
-function zeroRows(t: tf.Tensor, finite: tf.Tensor1D | null): tf.Tensor {
-  if (finite === null) return t;
-  const shape = [t.shape[0], ...t.shape.slice(1).map(() => 1)];
-  return tf.where(tf.broadcastTo(tf.reshape(finite, shape), t.shape), t, tf.zerosLike(t));
-}
-
-function scaleRows(t: tf.Tensor, factors: tf.Tensor1D): tf.Tensor {
-  return tf.mul(t, tf.reshape(factors, [t.shape[0], ...t.shape.slice(1).map(() => 1)]));
-}
-
-function rowSquares(t: tf.Tensor): tf.Tensor1D {
-  return tf.sum(tf.square(tf.reshape(t, [t.shape[0], -1])), 1) as tf.Tensor1D;
-}
+export const MAX_LORA_MATERIALISED_FLOATS = MAX_MATERIALISED_FLOATS;
 
 /** Σ_tt' (XXᵀ)_tt'(YYᵀ)_tt' per example = ‖X_iᵀY_i‖²_F without forming X_iᵀY_i. */
 function ghostSquares(X: tf.Tensor3D, Y: tf.Tensor3D): tf.Tensor1D {

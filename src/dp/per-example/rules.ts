@@ -15,6 +15,9 @@ import * as tf from '@tensorflow/tfjs';
 import type { ClippingStrategy } from './types.ts';
 import type { ProbeSet } from './probes.ts';
 import { clippedSumOfStacked } from './naive.ts';
+import { MAX_MATERIALISED_FLOATS, rowSquares, scaleRows, zeroRows } from './row-ops.ts';
+
+export { MAX_MATERIALISED_FLOATS } from './row-ops.ts';
 import { loraRule } from './lora-rule.ts';
 
 /** The LayerVariable surface we use (tfjs-layers' LayerVariable is not exported as a type from the tfjs bundle). */
@@ -46,34 +49,11 @@ export interface LayerRule {
   forward(layer: tf.layers.Layer, input: tf.Tensor, ctx: RuleContext): { output: tf.Tensor; record: LayerRecord };
 }
 
-/** Zero the rows of non-finite examples so that 0·NaN cannot reach a sum. */
-function zeroRows(t: tf.Tensor, finite: tf.Tensor1D | null): tf.Tensor {
-  if (finite === null) return t;
-  const shape = [t.shape[0], ...t.shape.slice(1).map(() => 1)];
-  return tf.where(tf.broadcastTo(tf.reshape(finite, shape), t.shape), t, tf.zerosLike(t));
-}
-
-/** Multiply row i of t by c_i (t of any rank ≥ 1). */
-function scaleRows(t: tf.Tensor, factors: tf.Tensor1D): tf.Tensor {
-  return tf.mul(t, tf.reshape(factors, [t.shape[0], ...t.shape.slice(1).map(() => 1)]));
-}
-
 /** The probe's gradient reshaped, or zeros when the loss does not reach the layer. */
 function gradientOf(ctx: RuleContext, id: number, shape: number[]): tf.Tensor {
   const g = ctx.probes.gradient(id);
   return g ? tf.reshape(g, shape) : tf.zeros(shape);
 }
-
-/** Per-example squared norm of a [B, ...] stack. */
-function rowSquares(t: tf.Tensor): tf.Tensor1D {
-  return tf.sum(tf.square(tf.reshape(t, [t.shape[0], -1])), 1) as tf.Tensor1D;
-}
-
-/**
- * Largest materialised per-example kernel gradient stack (B·d_in·d_out floats, 64 MiB) that `auto` accepts per layer
- * (all layers' stacks live until the clipped sums are formed).
- */
-export const MAX_MATERIALISED_FLOATS = 2 ** 24;
 
 /**
  * Whether ghost norms are preferred over materialised per-example gradients for a Dense layer on sequences.
