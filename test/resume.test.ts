@@ -334,6 +334,30 @@ describe('resumable runs (ewtune train --resume)', function () {
       other.dispose();
     });
 
+    it('stores only trainable weights, fingerprints frozen ones, and refuses a model whose frozen weights differ', async () => {
+      const dir = newDir();
+      const build = (frozenValue: number) => {
+        const m = tf.sequential({ layers: [
+          tf.layers.dense({ units: 64, inputShape: [64], name: 'frozen_base', kernelInitializer: tf.initializers.constant({ value: frozenValue }) }),
+          tf.layers.dense({ units: 2, name: 'head' }),
+        ] });
+        m.getLayer('frozen_base').trainable = false;
+        return m;
+      };
+      const model = build(0.01);
+      const m = await writeCheckpoint(dir, { model, updates: 1, ledgerSteps: 1 });
+      assert.deepEqual(m.tensors.map((t) => t.name), model.trainableWeights.map((w) => w.originalName), 'the trainable weights only');
+      assert.equal(m.bytes, (64 * 2 + 2) * 4, 'the frozen 64×64 kernel and its bias are not in the binary');
+      assert.deepEqual(m.frozen?.map((f) => f.shape), [[64, 64], [64]]);
+      const same = build(0.01);
+      await restoreCheckpoint(dir, same);
+      assert.deepEqual(same.getLayer('head').getWeights().map((w) => Array.from(w.dataSync())),
+        model.getLayer('head').getWeights().map((w) => Array.from(w.dataSync())));
+      const otherBase = build(0.02);
+      await assert.rejects(restoreCheckpoint(dir, otherBase), (e: unknown) => e instanceof CheckpointError && /frozen weight 0/.test(e.message));
+      for (const x of [model, same, otherBase]) x.dispose();
+    });
+
     it('liveness: this process is alive; an exited pid, a reused pid (other start time) are dead; another host is unknown', async () => {
       const me = processIdentity();
       assert.equal(processLiveness(me), 'alive');

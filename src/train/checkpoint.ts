@@ -5,10 +5,18 @@
  * Layout of a checkpoint directory (format `ewtune-checkpoint/1`):
  * ```
  * <dir>/
- *   weights-<updates>.bin   every tensor's values, little-endian float32/int32, concatenated in manifest order
+ *   weights-<updates>.bin   the trainable weights' and the optimizer's values, little-endian float32/int32,
+ *                           concatenated in manifest order
  *   manifest.json           { format, updates, ledgerSteps, ledgerId, createdAt, file, bytes, sha256, tensors: [
- *                             { group: 'model' | 'optimizer', name, dtype, shape, offset, bytes } ], extra }
+ *                             { group: 'model' | 'optimizer', name, dtype, shape, offset, bytes } ],
+ *                             frozen: [{ name, dtype, shape, sha256 }], extra }
  * ```
+ * Only trainable weights are stored: DP training never changes a frozen weight (BatchNormalization statistics are
+ * refused unless frozen), so a resumed run rebuilds them as the run started (e.g. from the pre-trained checkpoint) —
+ * for a LoRA or top-k fine-tuning that is the bulk of the model (~90 MB for MiniLM) not rewritten every N steps. Each
+ * frozen weight's SHA-256 is recorded, and a restore refuses a model whose frozen weights differ (e.g. a frozen layer
+ * with a random initialiser, or another pre-trained checkpoint). Format 1 checkpoints (every weight stored) still
+ * restore.
  * Write order (each file: write to a temporary name, fsync, rename, fsync the directory): the binary file first, then
  * the manifest that names it. The manifest's rename is the commit point: a crash before it leaves the previous
  * checkpoint in force (the new binary is unreferenced and removed by the next write); after it, the new one. Binary
@@ -26,7 +34,9 @@ import * as tf from '@tensorflow/tfjs';
 import { EwtuneError, InvalidArgumentError } from '../errors.ts';
 import type { TrainableModel } from './types.ts';
 
-export const CHECKPOINT_FORMAT = 'ewtune-checkpoint/1';
+export const CHECKPOINT_FORMAT = 'ewtune-checkpoint/2';
+/** The earlier format (every weight stored, no `frozen`): still restored. */
+export const CHECKPOINT_FORMAT_1 = 'ewtune-checkpoint/1';
 export const CHECKPOINT_MANIFEST = 'manifest.json';
 
 /** One stored tensor. `offset`/`bytes` locate its values in the binary file. */
@@ -41,7 +51,7 @@ export interface CheckpointTensor {
 
 /** Contents of manifest.json. */
 export interface CheckpointManifest {
-  readonly format: typeof CHECKPOINT_FORMAT;
+  readonly format: typeof CHECKPOINT_FORMAT | typeof CHECKPOINT_FORMAT_1;
   /** Optimizer updates applied to the stored weights (over the whole, possibly resumed, run). */
   readonly updates: number;
   /** The ledger's step count when the checkpoint was taken (≥ every step whose update is in the weights). */
@@ -54,8 +64,19 @@ export interface CheckpointManifest {
   readonly bytes: number;
   readonly sha256: string;
   readonly tensors: CheckpointTensor[];
+  /** Format 2: the frozen (not stored) weights, in model order, with the SHA-256 of their values. */
+  readonly frozen?: FrozenWeight[];
   /** Caller data (JSON). */
   readonly extra?: Record<string, unknown>;
+}
+
+/** A frozen weight: not stored, fingerprinted. */
+export interface FrozenWeight {
+  readonly name: string;
+  readonly dtype: string;
+  readonly shape: number[];
+  /** SHA-256 (hex) of the values' bytes. */
+  readonly sha256: string;
 }
 
 /** A checkpoint that is missing a file, corrupt, or does not fit the model/optimizer it is restored into. */
@@ -78,14 +99,22 @@ export interface CheckpointInput {
   readonly extra?: Record<string, unknown>;
 }
 
+interface ModelWeight { name: string; value: tf.Variable | tf.Tensor; trainable: boolean; assign: (t: tf.Tensor) => void }
+
 /** The model's weights in a stable order: a LayersModel's `weights` (trainable and frozen), else `variables`. */
-function modelWeights(model: TrainableModel): Array<{ name: string; value: tf.Variable | tf.Tensor; assign: (t: tf.Tensor) => void }> {
+function modelWeights(model: TrainableModel): ModelWeight[] {
   if (model instanceof tf.LayersModel) {
-    return model.weights.map((w) => ({ name: w.originalName, value: w.read(), assign: (t: tf.Tensor) => w.write(t) }));
+    return model.weights.map((w) => ({ name: w.originalName, value: w.read(), trainable: w.trainable, assign: (t: tf.Tensor) => w.write(t) }));
   }
   const vars = (model as { variables?: unknown }).variables;
   if (!Array.isArray(vars)) throw new InvalidArgumentError('model', model, 'a tf.LayersModel or { variables: tf.Variable[] }');
-  return (vars as tf.Variable[]).map((v) => ({ name: v.name, value: v, assign: (t: tf.Tensor) => v.assign(t) }));
+  return (vars as tf.Variable[]).map((v) => ({ name: v.name, value: v, trainable: v.trainable, assign: (t: tf.Tensor) => v.assign(t) }));
+}
+
+async function fingerprint(w: ModelWeight): Promise<FrozenWeight> {
+  const values = await w.value.data();
+  const sha256 = createHash('sha256').update(Buffer.from(values.buffer, values.byteOffset, values.byteLength)).digest('hex');
+  return { name: w.name, dtype: w.value.dtype, shape: [...w.value.shape], sha256 };
 }
 
 function checkDtype(path: string, name: string, dtype: string): 'float32' | 'int32' {
@@ -142,7 +171,11 @@ export async function writeCheckpoint(dir: string, input: CheckpointInput): Prom
     tensors.push({ group, name, dtype, shape: [...t.shape], offset, bytes: buf.length });
     offset += buf.length;
   };
-  for (const w of modelWeights(input.model)) await add('model', w.name, w.value);
+  const frozen: FrozenWeight[] = [];
+  for (const w of modelWeights(input.model)) {
+    if (w.trainable) await add('model', w.name, w.value);
+    else frozen.push(await fingerprint(w));
+  }
   if (input.optimizer) {
     const named = await input.optimizer.getWeights();
     try {
@@ -158,7 +191,7 @@ export async function writeCheckpoint(dir: string, input: CheckpointInput): Prom
   const manifest: CheckpointManifest = {
     format: CHECKPOINT_FORMAT, updates: input.updates, ledgerSteps: input.ledgerSteps, ledgerId: input.ledgerId,
     createdAt: new Date().toISOString(), file, bytes: data.length, sha256: createHash('sha256').update(data).digest('hex'),
-    tensors, extra: input.extra,
+    tensors, frozen, extra: input.extra,
   };
   writeFileAtomic(dir, CHECKPOINT_MANIFEST, `${JSON.stringify(manifest, null, 2)}\n`);
   for (const name of fs.readdirSync(dir)) {
@@ -177,7 +210,10 @@ export function readCheckpointManifest(dir: string): CheckpointManifest | undefi
   } catch (e) {
     throw new CheckpointError(path, `cannot read the manifest (${(e as Error).message})`);
   }
-  if (m?.format !== CHECKPOINT_FORMAT) throw new CheckpointError(path, `unknown format ${JSON.stringify(m?.format)} (expected ${CHECKPOINT_FORMAT})`);
+  if (m?.format !== CHECKPOINT_FORMAT && m?.format !== CHECKPOINT_FORMAT_1) {
+    throw new CheckpointError(path, `unknown format ${JSON.stringify(m?.format)} (expected ${CHECKPOINT_FORMAT})`);
+  }
+  if (m.format === CHECKPOINT_FORMAT && !Array.isArray(m.frozen)) throw new CheckpointError(path, 'the manifest lacks frozen');
   if (!Number.isSafeInteger(m.updates) || !Number.isSafeInteger(m.ledgerSteps) || !Array.isArray(m.tensors) || typeof m.file !== 'string') {
     throw new CheckpointError(path, 'the manifest lacks updates, ledgerSteps, file or tensors');
   }
@@ -185,10 +221,11 @@ export function readCheckpointManifest(dir: string): CheckpointManifest | undefi
 }
 
 /**
- * Restore the checkpoint in `dir` into `model` (every weight, in order; names and shapes must match) and `optimizer`
- * (its state via `setWeights`; give a fresh optimizer of the same kind). Returns the manifest, or undefined when `dir`
- * holds no checkpoint. Throws CheckpointError for a missing/corrupt binary (size or SHA-256 mismatch) or a model that
- * does not fit.
+ * Restore the checkpoint in `dir` into `model` (its trainable weights, in order; shapes must match; its frozen
+ * weights must equal the ones the checkpoint was taken with) and `optimizer` (its state via `setWeights`; give a
+ * fresh optimizer of the same kind). Returns the manifest, or undefined when `dir` holds no checkpoint. Throws
+ * CheckpointError for a missing/corrupt binary (size or SHA-256 mismatch), a model that does not fit, or frozen
+ * weights that differ.
  */
 export async function restoreCheckpoint(dir: string, model: TrainableModel, optimizer?: tf.Optimizer): Promise<CheckpointManifest | undefined> {
   const manifest = readCheckpointManifest(dir);
@@ -211,8 +248,26 @@ export async function restoreCheckpoint(dir: string, model: TrainableModel, opti
     return tf.tensor(values, t.shape, t.dtype);
   };
   const stored = manifest.tensors.filter((t) => t.group === 'model');
-  const weights = modelWeights(model);
-  if (stored.length !== weights.length) throw new CheckpointError(binPath, `${stored.length} model weights stored, the model has ${weights.length}`);
+  const all = modelWeights(model);
+  // Format 1 stored every weight; format 2 the trainable ones and a fingerprint of each frozen one.
+  const weights = manifest.frozen ? all.filter((w) => w.trainable) : all;
+  if (stored.length !== weights.length) {
+    throw new CheckpointError(binPath, `${stored.length} ${manifest.frozen ? 'trainable ' : ''}model weights stored, the model has ${weights.length}`);
+  }
+  if (manifest.frozen) {
+    const frozen = all.filter((w) => !w.trainable);
+    if (frozen.length !== manifest.frozen.length) {
+      throw new CheckpointError(binPath, `the checkpoint was taken with ${manifest.frozen.length} frozen weights, the model has ${frozen.length}`);
+    }
+    for (let i = 0; i < frozen.length; i++) {
+      const want = manifest.frozen[i];
+      const got = await fingerprint(frozen[i]);
+      if (got.sha256 !== want.sha256 || got.shape.join() !== want.shape.join()) {
+        throw new CheckpointError(binPath, `frozen weight ${i} (${JSON.stringify(got.name)}) differs from the one the checkpoint was taken with `
+          + `(${JSON.stringify(want.name)}): rebuild the model as the run started (same pre-trained weights, same frozen layers)`);
+      }
+    }
+  }
   weights.forEach((w, i) => {
     const t = stored[i];
     if (t.shape.length !== w.value.shape.length || t.shape.some((d, j) => d !== w.value.shape[j])) {
