@@ -36,6 +36,8 @@ export interface TrainingConfig {
     l2NormClip: number;
     optimizer: 'adam' | 'sgd' | 'momentum' | 'rmsprop';
     learningRate: number;
+    /** Learning rate of the classifier head (layer `classifier`); default learningRate (see schemas/config.schema.json). */
+    headLearningRate?: number;
     backend: 'auto' | 'tensorflow' | 'wasm' | 'cpu';
     maxSteps?: number;
     evaluate: boolean;

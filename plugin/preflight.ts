@@ -111,18 +111,26 @@ export function preflightRun(config: TrainingConfig, options: PreflightOptions =
       + `gradient norms are of order 0.1–10, so no example would be clipped and the noise (std σ·C = ${(noiseMultiplier * l2NormClip).toPrecision(3)} `
       + 'on the summed gradient) would drown the gradient. Use a bound of the order of typical per-example gradient norms']);
   }
-  const perWeight = stepPerWeight(optimizer, learningRate, l2NormClip, noiseMultiplier, E);
-  if (perWeight > MAX_STEP_PER_WEIGHT) {
-    throw new ConfigError('/training/learningRate', [`/training/learningRate (${learningRate}) with ${optimizer}`
-      + `${optimizer === 'sgd' || optimizer === 'momentum' ? `, l2NormClip ${l2NormClip}, σ ${noiseMultiplier.toPrecision(3)} and expectedBatchSize ${E}` : ''} `
-      + `would move a weight by up to ~${perWeight.toPrecision(3)} per step (more than ${MAX_STEP_PER_WEIGHT}): the run could only `
-      + 'blow up or end in a NaN loss. Use a smaller learning rate (Adam: ~1e-4 to 1e-2)']);
-  }
+  const rates: Array<[string, number]> = [['learningRate', learningRate]];
+  if (config.training.headLearningRate !== undefined) rates.push(['headLearningRate', config.training.headLearningRate]);
+  for (const [field, rate] of rates) checkStepSize(field, rate, optimizer, l2NormClip, noiseMultiplier, E);
   if (l2NormClip > WARN_L2_NORM_CLIP) {
     warnings.push({ tag: 'ewtune.warning.l2_norm_clip', message: `l2NormClip=${l2NormClip} is far above typical per-example gradient `
       + `norms (0.1–10): clipping will rarely act and the noise std σ·C = ${(noiseMultiplier * l2NormClip).toPrecision(3)} may drown the gradient.` });
   }
   return { texts, corpus, datasetSize, sampleRate, stepsPerEpoch, plannedSteps, noiseMultiplier, calibration, warnings };
+}
+
+/** Refuses a learning rate (`/training/<field>`) whose steps would move a weight by more than MAX_STEP_PER_WEIGHT. */
+function checkStepSize(field: string, learningRate: number, optimizer: TrainingConfig['training']['optimizer'], l2NormClip: number,
+  noiseMultiplier: number, E: number): void {
+  const perWeight = stepPerWeight(optimizer, learningRate, l2NormClip, noiseMultiplier, E);
+  if (perWeight > MAX_STEP_PER_WEIGHT) {
+    throw new ConfigError(`/training/${field}`, [`/training/${field} (${learningRate}) with ${optimizer}`
+      + `${optimizer === 'sgd' || optimizer === 'momentum' ? `, l2NormClip ${l2NormClip}, σ ${noiseMultiplier.toPrecision(3)} and expectedBatchSize ${E}` : ''} `
+      + `would move a weight by up to ~${perWeight.toPrecision(3)} per step (more than ${MAX_STEP_PER_WEIGHT}): the run could only `
+      + 'blow up or end in a NaN loss. Use a smaller learning rate (Adam: ~1e-4 to 1e-2)']);
+  }
 }
 
 /**

@@ -31,7 +31,11 @@ import { markCrashedIfDead, repairSpoolTail, RunInUseError } from '../src/tracki
 import type { MlflowClient } from '../src/tracking/mlflow-client.ts';
 import { ensureRemoteRun, pushSpool } from '../src/tracking/replay.ts';
 import type { DpCallback, TrainableModel } from '../src/train/types.ts';
+import { GroupedOptimizer } from '../src/train/grouped-optimizer.ts';
 import { ConfigError, validateConfig, type ConfigOverrides, type TrainingConfig } from './config.ts';
+
+/** The classifier head's layer name (src/finetune/modes.ts, src/models/transformer.ts). */
+const HEAD_LAYER = 'classifier';
 
 /** The resolved configuration saved in every run directory. */
 export const RUN_CONFIG_FILE = 'config.json';
@@ -128,6 +132,24 @@ export function prepareResume(runDir: string, config: TrainingConfig): ResumePre
   }
   repairSpoolTail(runDir);
   return { crashed: marked.crashed };
+}
+
+/**
+ * The run's optimizer: {@link createOptimizer} for the model, or — with `training.headLearningRate` — a
+ * {@link GroupedOptimizer} whose `head` group (the trainable weights of the layer named `classifier`) has its own
+ * optimizer of the same kind at that learning rate.
+ * @throws ConfigError when headLearningRate is set and the model has no trainable `classifier` layer.
+ */
+export function createRunOptimizer(training: TrainingConfig['training'], model: TrainableModel): tf.Optimizer {
+  const base = createOptimizer(training.optimizer, training.learningRate);
+  if (training.headLearningRate === undefined) return base;
+  const head = model instanceof tf.LayersModel ? model.layers.find((l) => l.name === HEAD_LAYER) : undefined;
+  const variables = head ? head.trainableWeights.map((w) => w.name) : [];
+  if (variables.length === 0) {
+    base.dispose();
+    throw new ConfigError('/training/headLearningRate', [`/training/headLearningRate needs a model with a trainable layer named "${HEAD_LAYER}" (the classifier head)`]);
+  }
+  return new GroupedOptimizer([{ name: 'head', optimizer: createOptimizer(training.optimizer, training.headLearningRate), variables }], base);
 }
 
 /** The optimizer dpFit would make for this name and learning rate (same defaults), made here so its state can be checkpointed. */

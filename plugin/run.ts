@@ -26,7 +26,7 @@ import type { TrainingConfig } from './config.ts';
 import { prepareModel, type PreparedModel } from './prepared-model.ts';
 import { privacyRecord } from './privacy-record.ts';
 import { preflightRun } from './preflight.ts';
-import { Checkpointer, createOptimizer, prepareResume, restoreForResume, saveRunConfig, syncRemoteBeforeResume } from './resume.ts';
+import { Checkpointer, createRunOptimizer, prepareResume, restoreForResume, saveRunConfig, syncRemoteBeforeResume } from './resume.ts';
 import { writeProcessRecord } from '../src/tracking/liveness.ts';
 
 export interface RunOptions {
@@ -139,6 +139,7 @@ export async function runTraining(config: TrainingConfig, options: RunOptions = 
       noise_mode: config.privacy.noiseMode, backend, backend_reason: backendChoice.reason, optimizer: config.training.optimizer,
       learning_rate: config.training.learningRate, data: config.data.kind, ...prepared.params,
     };
+    if (config.training.headLearningRate !== undefined) params.head_learning_rate = config.training.headLearningRate;
     if (config.training.epochs !== undefined) params.epochs = config.training.epochs;
     if (targetEpsilon !== undefined) params.target_epsilon = targetEpsilon;
     if (config.training.maxSteps !== undefined) params.max_steps = config.training.maxSteps;
@@ -155,7 +156,7 @@ export async function runTraining(config: TrainingConfig, options: RunOptions = 
     ledger = resuming ? await PrivacyLedger.open(ledgerPath, { expectedConfig: ledgerConfig }) : await PrivacyLedger.create(ledgerPath, ledgerConfig);
 
     // Checkpoints (plugin/resume.ts): the optimizer is made here so its state can be saved and restored.
-    optimizer = createOptimizer(config.training.optimizer, config.training.learningRate);
+    optimizer = createRunOptimizer(config.training, model);
     const restored = resuming ? await restoreForResume(runDir, ledger, model, optimizer) : { updates: 0 };
     const checkpointer = new Checkpointer({ runDir, model, optimizer, ledger, everySteps: config.training.checkpointEverySteps, updates: restored.updates, plannedSteps });
     await checkpointer.save();
