@@ -5,10 +5,12 @@
  * O(1) into the sink's spool:
  *   privacy/epsilon_edgeworth  Edgeworth ε at the target δ          (estimate)
  *   privacy/delta              Edgeworth δ at the target ε          (estimate; only with a target ε)
+ *   privacy/delta_log10        log10 of privacy/delta               (estimate; readable where δ ~ 1e-6 plots as "0")
  *   privacy/epsilon_rdp        RDP ε at the target δ                 (upper bound)
  *   train/loss, train/batch_size                                     (statistics of private data, NOT covered by ε)
  * and, asynchronously (worker thread) at step 1, every `certifiedEveryFraction` of the planned steps and at the end,
  *   privacy/epsilon_certified  PLD ε at the target δ                 (upper bound)
+ *   privacy/budget_used        certified ε / target ε               (upper bound; only with a target ε)
  * MLflow step = number of DP steps taken so far (the ε after that many steps). `finish()` writes the ledger-based
  * charts, the final tags and ends the run with the status of its stop reason.
  */
@@ -18,21 +20,30 @@ import type { EpsilonResult, StepSegment } from '../src/accounting/types.ts';
 import type { TrackingSink, CloseResult } from '../src/tracking/sink.ts';
 import type { RunStatus } from '../src/tracking/mlflow-client.ts';
 import type { DpCallback, DpHistory } from '../src/train/types.ts';
-import { epsilonVsStepSvg, epsilonDeltaSvg, reportHtml, type EpsilonPoint, type EpsilonDeltaPoint } from '../src/report/charts.ts';
+import { epsilonVsStepSvg, epsilonDeltaSvg, deltaVsStepSvg, reportHtml, type EpsilonPoint, type EpsilonDeltaPoint, type DeltaPoint } from '../src/report/charts.ts';
 import { pldEpsilon } from '../src/accounting/pld/index.ts';
 import { rdpEpsilon } from '../src/accounting/rdp/index.ts';
 import { InvalidArgumentError } from '../src/errors.ts';
 import { EWTUNE_VERSION } from './version.ts';
 
-/** Metric keys and what each number is. */
+/**
+ * Every metric key ewtune logs and what kind of number it is: `estimate` (an approximation, not a bound), `upper` (a
+ * certified upper bound), or `none` (a plain statistic, not a privacy quantity). Logged as the tag
+ * `ewtune.metric_kinds`; the README's "What is logged" table and plugin.json's `metrics` describe each key.
+ */
 export const METRIC_KINDS = {
   'privacy/epsilon_edgeworth': 'estimate',
   'privacy/delta': 'estimate',
+  'privacy/delta_log10': 'estimate',
   'privacy/epsilon_rdp': 'upper',
   'privacy/epsilon_certified': 'upper',
+  'privacy/budget_used': 'upper',
   'train/loss': 'none',
   'train/batch_size': 'none',
   'eval/accuracy': 'none',
+  'eval/loss': 'none',
+  'eval/validation_accuracy': 'none',
+  'eval/validation_loss': 'none',
 } as const;
 
 export interface PrivacyTrackingCallbackOptions {
@@ -81,6 +92,7 @@ export class PrivacyTrackingCallback implements DpCallback {
   readonly #ownsEvaluator: boolean;
   readonly #options: PrivacyTrackingCallbackOptions;
   readonly #points: EpsilonPoint[] = [];
+  readonly #deltaPoints: DeltaPoint[] = [];
   #finished = false;
   #lastEdgeworth: number | undefined;
 
@@ -101,7 +113,11 @@ export class PrivacyTrackingCallback implements DpCallback {
       edgeworthOrder: options.edgeworthOrder,
       certified: this.#evaluator,
       onCertified: (step, result) => {
-        if (finite(result.epsilon)) this.sink.record('privacy/epsilon_certified', result.epsilon, step);
+        if (finite(result.epsilon)) {
+          this.sink.record('privacy/epsilon_certified', result.epsilon, step);
+          // The fraction of the ε budget spent, as certified (an upper bound on it): 1 means the budget is used up.
+          if (options.targetEpsilon !== undefined) this.sink.record('privacy/budget_used', result.epsilon / options.targetEpsilon, step);
+        }
         this.#points.push({ step, epsilon: result.epsilon, series: 'PLD (certified upper bound)' });
       },
       onCertifiedError: (step, error) => {
@@ -135,7 +151,15 @@ export class PrivacyTrackingCallback implements DpCallback {
     const step = p.step;
     this.#lastEdgeworth = p.epsilonEdgeworth.epsilon;
     this.sink.record('privacy/epsilon_edgeworth', p.epsilonEdgeworth.epsilon, step);
-    if (p.deltaEdgeworth) this.sink.record('privacy/delta', p.deltaEdgeworth.delta, step);
+    if (p.deltaEdgeworth) {
+      const d = p.deltaEdgeworth.delta;
+      this.sink.record('privacy/delta', d, step);
+      // δ ~ 1e-6 is drawn by the MLflow UI with every tick labelled "0": its log10 is the readable curve (δ = 0 has none).
+      if (d > 0 && finite(d)) {
+        this.sink.record('privacy/delta_log10', Math.log10(d), step);
+        this.#deltaPoints.push({ step, delta: d, series: 'Edgeworth δ at the target ε (estimate)' });
+      }
+    }
     this.sink.record('privacy/epsilon_rdp', p.epsilonRdp.epsilon, step);
     if (finite(logs.loss)) this.sink.record('train/loss', logs.loss, step);
     if (finite(logs.size)) this.sink.record('train/batch_size', logs.size, step);
@@ -205,6 +229,12 @@ export class PrivacyTrackingCallback implements DpCallback {
     const deltaSvg = await epsilonDeltaSvg(curve);
     this.sink.writeArtifact('privacy/epsilon_vs_step.svg', stepSvg);
     this.sink.writeArtifact('privacy/epsilon_delta.svg', deltaSvg);
+    const svgs = [stepSvg, deltaSvg];
+    if (this.#deltaPoints.length > 0 && targetEpsilon !== undefined) {
+      const deltaStepSvg = await deltaVsStepSvg(this.#deltaPoints, { epsilon: targetEpsilon, budgetDelta: delta });
+      this.sink.writeArtifact('privacy/delta_vs_step.svg', deltaStepSvg);
+      svgs.push(deltaStepSvg);
+    }
     const fmt = (r?: EpsilonResult) => (r && finite(r.epsilon) ? `${r.epsilon.toPrecision(5)} (${r.kind})` : 'n/a');
     const html = reportHtml({
       title: 'ewtune privacy report',
@@ -217,9 +247,10 @@ export class PrivacyTrackingCallback implements DpCallback {
         ['ε Edgeworth', fmt(final.edgeworth)],
         ...extra,
       ],
-      svgs: [stepSvg, deltaSvg],
+      svgs,
       notes: ['The Edgeworth ε is an estimate, not a bound; the PLD ε is a certified upper bound (pessimistic discretisation). '
-        + 'Training metrics (loss, batch size, accuracy) are statistics of the private data and are not covered by ε.'],
+        + 'Training metrics (loss, batch size) are statistics of the private data and are not covered by ε; held-out accuracy '
+        + 'and loss are measured on the test split, which is not training data.'],
     });
     this.sink.writeArtifact('report.html', html);
   }
