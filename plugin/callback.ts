@@ -46,7 +46,9 @@ export const METRIC_KINDS = {
   'eval/validation_loss': 'none',
 } as const;
 
+/** Options of {@link PrivacyTrackingCallback} (and, without `sink`, of {@link createPrivacyCallback}). */
 export interface PrivacyTrackingCallbackOptions {
+  /** Where the metrics go: an open {@link TrackingSink} (MLflow or the local run directory). */
   readonly sink: TrackingSink;
   /** δ at which ε is reported. */
   readonly delta: number;
@@ -54,7 +56,9 @@ export interface PrivacyTrackingCallbackOptions {
   readonly targetEpsilon?: number;
   /** Planned steps (sets the certified checkpoints). */
   readonly plannedSteps: number;
+  /** Certified ε at least every this fraction of `plannedSteps`, in (0, 1]; default 0.01 (every 1%). */
   readonly certifiedEveryFraction?: number;
+  /** Order of the Edgeworth estimate, 1 (default) or 2. */
   readonly edgeworthOrder?: 1 | 2;
   /** Where the certified ε is computed: 'worker' (default) or 'inline'. */
   readonly certifiedIn?: 'worker' | 'inline' | CertifiedEvaluator;
@@ -85,7 +89,14 @@ function finite(x: number | undefined): x is number {
   return typeof x === 'number' && Number.isFinite(x);
 }
 
+/**
+ * The dpFit callback that logs a DP run's privacy curve (metrics in the README's "What is logged" table and
+ * {@link METRIC_KINDS}) to MLflow or the local run directory, and ends the run with `finish()`. The constructor throws
+ * {@link InvalidArgumentError} (`options.sink`) without a sink, and for an invalid δ, target ε, plannedSteps or
+ * certifiedEveryFraction before any step.
+ */
 export class PrivacyTrackingCallback implements DpCallback {
+  /** The sink the metrics are recorded in. */
   readonly sink: TrackingSink;
   readonly #monitor: PrivacyMonitor;
   readonly #evaluator: CertifiedEvaluator;
@@ -142,6 +153,11 @@ export class PrivacyTrackingCallback implements DpCallback {
     return this.#lastEdgeworth;
   }
 
+  /**
+   * Records the step's privacy metrics (ε estimate and RDP bound, δ and log10 δ with a target ε) and training
+   * statistics; requests the certified ε at its checkpoints. Throws {@link InvalidArgumentError} (`logs`) when the logs
+   * lack dpFit's `sampleRate` and `noiseMultiplier`.
+   */
   onBatchEnd(_batch: number, logs: Record<string, number> = {}): void {
     const { sampleRate, noiseMultiplier } = logs;
     if (!finite(sampleRate) || !finite(noiseMultiplier)) {

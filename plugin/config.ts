@@ -9,6 +9,12 @@ import { EwtuneError } from '../src/errors.ts';
 import { compileSchemaFile, type CompiledSchema } from '../src/schema/validate.ts';
 import type { EncoderModelConfig } from './encoder.ts';
 
+/**
+ * A checked `ewtune train` configuration, as {@link validateConfig} and {@link loadConfig} return it: defaults filled in,
+ * every field validated against schemas/config.schema.json, whose descriptions give each field's meaning, unit and
+ * default (e.g. `training.l2NormClip` the clipping bound C > 0, `privacy.delta` δ ∈ (0, 1), `privacy.targetEpsilon` the
+ * certified ε budget).
+ */
 export interface TrainingConfig {
   name?: string;
   experimentName: string;

@@ -5,6 +5,8 @@
  *   - createPrivacyCallback: opens the tracking sink (MLflow or local) and returns the callback;
  *   - loadConfig / validateConfig: schemas/config.schema.json checked with ajv;
  *   - runTraining: a whole DP fine-tuning run from a config (what `ewtune train` does).
+ *
+ * @module ewtune/plugin
  */
 import { MlflowClient } from '../src/tracking/mlflow-client.ts';
 import { TrackingSink } from '../src/tracking/sink.ts';

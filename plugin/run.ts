@@ -31,6 +31,7 @@ import { Checkpointer, createOptimizer, prepareResume, restoreForResume, saveRun
 import { writeProcessRecord } from '../src/tracking/liveness.ts';
 import { EWTUNE_VERSION } from './version.ts';
 
+/** Options of {@link runTraining} (all optional). */
 export interface RunOptions {
   /** Progress and messages (default: stderr). */
   readonly log?: (line: string) => void;
@@ -46,22 +47,40 @@ export interface RunOptions {
   readonly resumeDir?: string;
 }
 
+/**
+ * The outcome of {@link runTraining}: where the run is (directory, MLflow URL and ids), how it ended, σ and q, the final
+ * ε's (each labelled estimate or upper), the held-out accuracy and the saved model.
+ */
 export interface RunResult {
+  /** The run directory (spool, ledger, checkpoints, artifacts/). */
   readonly runDir: string;
   /** MLflow run page, when a server was used. */
   readonly runUrl?: string;
+  /** The MLflow server used, if any. */
   readonly trackingUri?: string;
+  /** MLflow experiment id, when a server was used. */
   readonly experimentId?: string;
+  /** MLflow run id, when a server was used. */
   readonly runId?: string;
+  /** Final run status: FINISHED, KILLED (budget stop or signal) or FAILED. */
   readonly status: TrackingSummary['status'];
+  /** Why training ended: completed, budget, max-steps, max-epochs, stopTraining or signal:SIGINT/SIGTERM. */
   readonly stopReason: string;
+  /** DP steps taken (resumed ones included). */
   readonly steps: number;
+  /** Steps the run was planned (and σ calibrated) for. */
   readonly plannedSteps: number;
+  /** The noise multiplier σ used (given or calibrated). */
   readonly noiseMultiplier: number;
+  /** Poisson sample rate q = expectedBatchSize / datasetSize. */
   readonly sampleRate: number;
+  /** How σ was calibrated, when a target ε was given without a noise multiplier. */
   readonly calibration?: CalibrationResult;
+  /** Final Edgeworth ε at δ (an estimate, not a bound). */
   readonly epsilonEdgeworth?: EpsilonResult;
+  /** Final certified ε at δ (PLD, an upper bound): the guarantee. */
   readonly epsilonCertified?: EpsilonResult;
+  /** Final RDP ε at δ (an upper bound). */
   readonly epsilonRdp?: EpsilonResult;
   /** Held-out (test split) accuracy. */
   readonly accuracy?: number;
@@ -73,6 +92,7 @@ export interface RunResult {
   readonly modelDir?: string;
   /** Everything was acknowledged by the server (false in local mode or if the server was down at the end). */
   readonly complete: boolean;
+  /** dpFit's history (per-epoch loss and ε estimate, stop reason). */
   readonly history?: DpHistory;
 }
 

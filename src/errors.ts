@@ -51,6 +51,7 @@ export class LedgerError extends EwtuneError {
   }
 }
 
+/** A short, printable rendering of any value for error messages (NaN and undefined by name, strings and objects as JSON). */
 export function formatValue(value: unknown): string {
   if (typeof value === 'number') return Number.isNaN(value) ? 'NaN' : String(value);
   if (typeof value === 'string') return JSON.stringify(value);

@@ -56,6 +56,10 @@ export interface LedgerHeader {
   readonly configHash: string;
 }
 
+/**
+ * One step line of the ledger: `count` identical DP steps with sample rate q and noise multiplier σ (the accounted
+ * one), how the batch was sampled, the adjacency and the noise mode, numbered by `seq` (1, 2, 3, … without gaps).
+ */
 export interface LedgerStepRecord {
   readonly type: 'step';
   readonly seq: number;
@@ -80,6 +84,10 @@ export interface LedgerStopRecord {
   readonly time: string;
 }
 
+/**
+ * Any line of a ledger file: the header (the run's fixed settings), a step, a note or a stop record
+ * (schemas/ledger.schema.json).
+ */
 export type LedgerRecord = LedgerHeader | LedgerStepRecord | LedgerNoteRecord | LedgerStopRecord;
 
 /** What the caller passes to `appendStep`; sampler/adjacency/noiseMode default to the header config's. */

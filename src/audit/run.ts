@@ -77,7 +77,7 @@ export interface AuditOptions {
   readonly noise?: 'gaussian' | 'hardened';
   /** Confidence of the lower bound (default 0.95). */
   readonly confidence?: number;
-  /** k, guesses per side, fixed in advance (default: Bonferroni over {@link DEFAULT_GUESS_FRACTIONS}·M). */
+  /** k, guesses per side, fixed in advance (default: Bonferroni over k = round(f·M), M canaries, for f in 0.01, 0.025, 0.05, 0.1, 0.25, 0.5). */
   readonly guessesPerSide?: number;
   /** Crafted canary gradient norm / C (default 10). */
   readonly canaryGradientScale?: number;

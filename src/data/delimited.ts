@@ -79,6 +79,7 @@ export interface DelimitedRecord {
   readonly line: number;
 }
 
+/** How a delimited text file (CSV or TSV) is split into fields. */
 export interface DelimitedOptions {
   /** Field delimiter; default `,`. */
   readonly delimiter?: ',' | '\t';

@@ -17,9 +17,14 @@ export interface SplitFractions {
   readonly validationFraction?: number;
 }
 
+/** Default fraction of examples in the held-out test split (0.2), chosen by a hash of each example's id. */
 export const DEFAULT_TEST_FRACTION = 0.2;
+/**
+ * Default fraction of examples in the validation split (0.1), carved from training by a hash of each example's id.
+ */
 export const DEFAULT_VALIDATION_FRACTION = 0.1;
 
+/** The name of a split. */
 export type SplitName = 'train' | 'validation' | 'test';
 
 /** The three splits of a list. */

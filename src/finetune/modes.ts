@@ -26,6 +26,7 @@ import type { LinearFactory, LoraFactoryOptions } from '../models/lora.ts';
 /** The fine-tuning modes. */
 export type FinetuneMode = 'full' | 'top-k' | 'lora' | 'bitfit' | 'head';
 
+/** The fine-tuning modes, in the order the documentation lists them. */
 export const FINETUNE_MODES: readonly FinetuneMode[] = ['full', 'top-k', 'lora', 'bitfit', 'head'];
 
 /** `model.finetune`. */

@@ -78,7 +78,10 @@ export class LoraDense extends tf.layers.Layer {
   readonly activationName: LinearActivation;
   readonly dropoutRate: number;
   /** The activation function object (read by the per-example rule like Dense's `activation`). */
-  readonly activation: { apply(x: tf.Tensor): tf.Tensor } | null;
+  readonly activation: {
+    /** Applies the activation elementwise. */
+    apply(x: tf.Tensor): tf.Tensor;
+  } | null;
   kernel!: tf.LayerVariable;
   bias: tf.LayerVariable | null = null;
   loraA!: tf.LayerVariable;
@@ -208,7 +211,7 @@ tf.serialization.registerClass(LoraDense);
 
 /** Options of {@link loraLinearFactory}. */
 export interface LoraFactoryOptions {
-  /** Adapter rank r. Default {@link DEFAULT_LORA_RANK}. */
+  /** Adapter rank r, a positive integer. Default 8. */
   rank?: number;
   /** LoRA alpha (scale alpha / r). Default: rank. */
   alpha?: number;

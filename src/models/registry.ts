@@ -42,7 +42,11 @@ export interface ArchitectureEntry<C extends EncoderConfig = EncoderConfig> {
   parseConfig(json: unknown, file: string): C;
   /** Serialises a config back (fields not understood are kept). */
   configToJson(config: C): Record<string, unknown>;
+  /**
+   * Builds the full model (or the top from `options.fromLayer`) for `config`; throws InvalidArgumentError for invalid options.
+   */
   build(config: C, options?: BertBuildOptions): tf.LayersModel;
+  /** Builds the frozen bottom (embeddings and layers before `options.toLayer`) whose outputs feed the top model. */
   buildBottom(config: C, options: BertBottomOptions): tf.LayersModel;
   /** The checkpoint tensor of a layer's weight (local name: kernel, bias, gamma, beta, embeddings), or null. */
   locate(layerName: string, localWeight: string): CheckpointLocation | null;

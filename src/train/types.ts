@@ -41,6 +41,7 @@ export interface StepRecord {
  * src/accounting/ledger.ts's PrivacyLedger implements it (its appendStep takes the fields it knows and ignores the rest).
  */
 export interface StepLedger {
+  /** Records one step durably; dpFit awaits the result before it applies the step's update. */
   appendStep(record: StepRecord): Promise<unknown> | unknown;
   /**
    * Optional stop record, written only when the budget is exhausted (reason 'budget'): a ledger may refuse steps
@@ -133,13 +134,26 @@ export interface DpBudget {
 
 /** A callback accepted by dpFit: tfjs BaseCallback-like or a plain object of hooks. */
 export interface DpCallback {
+  /**
+   * Called once before training with `{ epochs, steps (per epoch), samples, batchSize, doValidation, metrics }`.
+   */
   setParams?(params: Record<string, unknown>): void;
+  /** Called once before training with the model being trained. */
   setModel?(model: unknown): void;
+  /** Called once before the first step. */
   onTrainBegin?(logs?: Record<string, number>): unknown;
+  /** Called once after the last step, with the final `epsilon` (estimate) and `epsilonCertified` when known. */
   onTrainEnd?(logs?: Record<string, number>): unknown;
+  /** Called at the start of each epoch (0-based). */
   onEpochBegin?(epoch: number, logs?: Record<string, number>): unknown;
+  /** Called after each epoch (0-based) with the epoch's mean `loss` and the last `epsilon` estimate. */
   onEpochEnd?(epoch: number, logs?: Record<string, number>): unknown;
+  /** Called before each step with the batch index in the epoch and the sampled batch `size`. */
   onBatchBegin?(batch: number, logs?: Record<string, number>): unknown;
+  /**
+   * Called after each step (its record durable, its update applied) with numeric logs: `loss`, `size`, `step` (0-based),
+   * `sampleRate`, `noiseMultiplier` (the accounted σ), `nonFiniteCount`, and `epsilon` when an accountant is given.
+   */
   onBatchEnd?(batch: number, logs?: Record<string, number>): unknown;
 }
 

@@ -9,6 +9,7 @@ const ACTIVATIONS: Record<string, BertActivation> = {
   gelu: 'gelu', gelu_new: 'gelu_new', gelu_pytorch_tanh: 'gelu_new', relu: 'relu', tanh: 'tanh', silu: 'swish', swish: 'swish',
 };
 
+/** A BERT-family config.json, parsed and validated ({@link parseBertConfig}), in camelCase. */
 export interface BertConfig {
   /** `model_type` ('bert'). */
   modelType: string;

@@ -37,7 +37,11 @@ export interface LinearArgs {
 /** Makes one Linear layer; substitute to wrap Linears (e.g. LoRA). */
 export type LinearFactory = (args: LinearArgs) => tf.layers.Layer;
 
+/**
+ * How a sequence becomes one vector: `mean` over the attention mask, or `cls` (the HF pooler on the [CLS] token).
+ */
 export type BertPooling = 'mean' | 'cls';
+/** What the built model outputs: `probabilities` [B, numLabels], `pooled` [B, d] or `hidden` [B, T, d]. */
 export type BertOutput = 'probabilities' | 'pooled' | 'hidden';
 
 /** Options of {@link buildBert}. */
