@@ -32,17 +32,29 @@ import { EWTUNE_VERSION } from './version.ts';
  * `ewtune.metric_kinds`; the README's "What is logged" table and plugin.json's `metrics` describe each key.
  */
 export const METRIC_KINDS = {
+  /** Edgeworth ε at the target δ after each step (not a bound). */
   'privacy/epsilon_edgeworth': 'estimate',
+  /** Edgeworth δ at the target ε after each step (raw, ~1e-6). */
   'privacy/delta': 'estimate',
+  /** log10 of privacy/delta (readable ticks in the MLflow UI). */
   'privacy/delta_log10': 'estimate',
+  /** RDP ε at the target δ after each step. */
   'privacy/epsilon_rdp': 'upper',
+  /** PLD ε at the target δ: the guarantee (step 1, every certifiedEveryFraction, the end). */
   'privacy/epsilon_certified': 'upper',
+  /** Certified ε / target ε at each certified point (1 = budget used up). */
   'privacy/budget_used': 'upper',
+  /** Mean training loss of the step's batch (private data, not covered by ε). */
   'train/loss': 'none',
+  /** Realised Poisson batch size (private data, not covered by ε). */
   'train/batch_size': 'none',
+  /** Accuracy on the held-out test split, after every epoch and at the end. */
   'eval/accuracy': 'none',
+  /** Mean cross-entropy (nats) on the held-out test split, after every epoch and at the end. */
   'eval/loss': 'none',
+  /** Accuracy on the validation split, after every epoch and at the end. */
   'eval/validation_accuracy': 'none',
+  /** Mean cross-entropy (nats) on the validation split, after every epoch and at the end. */
   'eval/validation_loss': 'none',
 } as const;
 
@@ -76,12 +88,19 @@ export interface FinalEpsilons {
 
 /** The outcome of {@link PrivacyTrackingCallback.finish}. */
 export interface TrackingSummary {
+  /** The run's final status: FINISHED, KILLED (budget stop, stop request) or FAILED. */
   readonly status: Exclude<RunStatus, 'RUNNING' | 'SCHEDULED'>;
+  /** Why training ended (the tag `ewtune.stop_reason`). */
   readonly stopReason: string;
+  /** DP steps composed (resumed ones included). */
   readonly steps: number;
+  /** Final Edgeworth ε at δ (estimate). */
   readonly epsilonEdgeworth?: EpsilonResult;
+  /** Final RDP ε at δ (upper bound). */
   readonly epsilonRdp?: EpsilonResult;
+  /** Final certified PLD ε at δ (upper bound): the guarantee. */
   readonly epsilonCertified?: EpsilonResult;
+  /** What the sink's close reported (everything acknowledged by the server or not, uploaded artifacts). */
   readonly close: CloseResult;
 }
 

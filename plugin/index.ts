@@ -28,7 +28,9 @@ export interface CreatePrivacyCallbackOptions extends Omit<PrivacyTrackingCallba
   readonly runDir: string;
   /** MLflow server; default MLFLOW_TRACKING_URI; none → local run directory only. */
   readonly trackingUri?: string;
+  /** MLflow experiment of a new run (default: the run directory's run.json, else "ewtune"). */
   readonly experimentName?: string;
+  /** Name of a new MLflow run. */
   readonly runName?: string;
 }
 

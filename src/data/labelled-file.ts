@@ -25,7 +25,9 @@ export interface LabelledFileOptions {
   readonly numClasses?: number;
   /** Field / column names; defaults `text`, `label`, `textPair`. */
   readonly textField?: string;
+  /** Field / column of the label (default `label`). */
   readonly labelField?: string;
+  /** Field / column of a pair's second text (default `textPair`). */
   readonly textPairField?: string;
 }
 

@@ -29,8 +29,11 @@ export type SplitName = 'train' | 'validation' | 'test';
 
 /** The three splits of a list. */
 export interface Splits<T> {
+  /** Training examples (the private data DP-SGD samples). */
   readonly train: T[];
+  /** Validation examples (carved from training, for choosing hyper-parameters). */
   readonly validation: T[];
+  /** Held-out test examples (never trained on). */
   readonly test: T[];
 }
 

@@ -31,6 +31,7 @@ export const FINETUNE_MODES: readonly FinetuneMode[] = ['full', 'top-k', 'lora',
 
 /** `model.finetune`. */
 export interface FinetuneConfig {
+  /** Which parameters DP-SGD trains. */
   mode: FinetuneMode;
   /** `top-k`: the number k of trainable top encoder layers, 0 ≤ k ≤ N (k = 0: pooler + head). Required for top-k. */
   topK?: number;
@@ -48,6 +49,7 @@ export interface FinetuneConfig {
 
 /** What a mode made trainable. */
 export interface TrainableSummary {
+  /** The fine-tuning mode. */
   mode: FinetuneMode;
   /** Names of the trainable tf variables (the keys of computeClippedGradients' clippedSum). */
   trainableWeights: string[];
@@ -239,6 +241,7 @@ export interface FinetuneModel {
   model: tf.LayersModel;
   /** The frozen bottom (top-k / head with cacheBottom), else null. Run it with {@link cacheBottomOutputs}. */
   bottom: tf.LayersModel | null;
+  /** What is trainable and how many parameters. */
   summary: TrainableSummary;
 }
 

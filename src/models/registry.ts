@@ -10,9 +10,13 @@ import type { BertBottomOptions, BertBuildOptions } from './bert/model.ts';
 
 /** The fields every encoder config has (architecture configs extend it). */
 export interface EncoderConfig {
+  /** `model_type` of config.json. */
   modelType: string;
+  /** Model width d. */
   hiddenSize: number;
+  /** Number of encoder layers N. */
   numHiddenLayers: number;
+  /** Largest sequence length. */
   maxPositionEmbeddings: number;
   /** Labels of a saved classification head, if any. */
   numLabels: number | undefined;

@@ -138,6 +138,7 @@ function assertArtifactPath(path: string): void {
 
 /** Typed client for one tracking server. Methods reject with {@link MlflowError} on failure. */
 export class MlflowClient {
+  /** The HTTP transport (node:http/https with auth, TLS, proxy and retries). */
   readonly transport: HttpTransport;
 
   constructor(transport: HttpTransport) {

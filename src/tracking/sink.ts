@@ -38,6 +38,7 @@ export interface TrackingSinkOptions {
   readonly flushThreshold?: number;
   /** First/maximum wait between send attempts while the server fails, ms (default 1000 / 10000). */
   readonly retryInitialMs?: number;
+  /** Maximum wait between send attempts while the server fails, ms (default 10000). */
   readonly retryMaxMs?: number;
   /** Timeout of each background request, ms (default 15000). */
   readonly requestTimeoutMs?: number;

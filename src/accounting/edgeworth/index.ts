@@ -230,7 +230,9 @@ export function edgeworthDelta(segments: readonly StepSegment[], epsilon: number
 export class EdgeworthAccountant extends SegmentHistory implements PrivacyAccountant {
   readonly name: AccountantName = 'edgeworth';
   readonly kind: BoundKind = 'estimate';
+  /** Edgeworth order, 1 or 2. */
   readonly order: EdgeworthOrder;
+  /** Which neighbouring directions enter ε. */
   readonly directions: EdgeworthDirections;
   #composed: ComposedHistory | undefined;
 

@@ -28,9 +28,13 @@ import { BertAttentionMaskBias, BertClsToken, BertMaskedMeanPooling, BertPositio
 
 /** Arguments every Linear layer is created with. `activation` is a tfjs activation name ('gelu', 'tanh', 'softmax'). */
 export interface LinearArgs {
+  /** Layer name: the Hugging Face module path (e.g. `encoder.layer.0.attention.self.query`). */
   name: string;
+  /** Output width. */
   units: number;
+  /** Whether the layer has a bias. */
   useBias: boolean;
+  /** tfjs activation name; absent: linear. */
   activation?: string;
 }
 
@@ -68,9 +72,13 @@ export interface BertBuildOptions {
 export interface BertBottomOptions {
   /** Layers 0..toLayer−1 are included; toLayer ∈ [0, N]. */
   toLayer: number;
+  /** Sequence length T of the inputs; default null (any T ≤ max_position_embeddings). */
   sequenceLength?: number | null;
+  /** Dropout as configured (default true); false builds no dropout layers. */
   dropout?: boolean;
+  /** Factory of every Linear layer (default: tf.layers.dense). */
   linear?: LinearFactory;
+  /** Model name (default `bert_bottom_<toLayer>`). */
   name?: string;
 }
 
