@@ -5,10 +5,12 @@
  * O(1) into the sink's spool:
  *   privacy/epsilon_edgeworth  Edgeworth ε at the target δ          (estimate)
  *   privacy/delta              Edgeworth δ at the target ε          (estimate; only with a target ε)
+ *   privacy/delta_log10        log10 of privacy/delta               (estimate; readable where δ ~ 1e-6 plots as "0")
  *   privacy/epsilon_rdp        RDP ε at the target δ                 (upper bound)
  *   train/loss, train/batch_size                                     (statistics of private data, NOT covered by ε)
  * and, asynchronously (worker thread) at step 1, every `certifiedEveryFraction` of the planned steps and at the end,
  *   privacy/epsilon_certified  PLD ε at the target δ                 (upper bound)
+ *   privacy/budget_used        certified ε / target ε               (upper bound; only with a target ε)
  * MLflow step = number of DP steps taken so far (the ε after that many steps). `finish()` writes the ledger-based
  * charts, the final tags and ends the run with the status of its stop reason.
  */
@@ -18,24 +20,47 @@ import type { EpsilonResult, StepSegment } from '../src/accounting/types.ts';
 import type { TrackingSink, CloseResult } from '../src/tracking/sink.ts';
 import type { RunStatus } from '../src/tracking/mlflow-client.ts';
 import type { DpCallback, DpHistory } from '../src/train/types.ts';
-import { epsilonVsStepSvg, epsilonDeltaSvg, reportHtml, type EpsilonPoint, type EpsilonDeltaPoint } from '../src/report/charts.ts';
+import { epsilonVsStepSvg, epsilonDeltaSvg, deltaVsStepSvg, reportHtml, type EpsilonPoint, type EpsilonDeltaPoint, type DeltaPoint } from '../src/report/charts.ts';
 import { pldEpsilon } from '../src/accounting/pld/index.ts';
 import { rdpEpsilon } from '../src/accounting/rdp/index.ts';
 import { InvalidArgumentError } from '../src/errors.ts';
 import { EWTUNE_VERSION } from './version.ts';
 
-/** Metric keys and what each number is. */
+/**
+ * Every metric key ewtune logs and what kind of number it is: `estimate` (an approximation, not a bound), `upper` (a
+ * certified upper bound), or `none` (a plain statistic, not a privacy quantity). Logged as the tag
+ * `ewtune.metric_kinds`; the README's "What is logged" table and plugin.json's `metrics` describe each key.
+ */
 export const METRIC_KINDS = {
+  /** Edgeworth ε at the target δ after each step (not a bound). */
   'privacy/epsilon_edgeworth': 'estimate',
+  /** Edgeworth δ at the target ε after each step (raw, ~1e-6). */
   'privacy/delta': 'estimate',
+  /** log10 of privacy/delta (readable ticks in the MLflow UI). */
+  'privacy/delta_log10': 'estimate',
+  /** RDP ε at the target δ after each step. */
   'privacy/epsilon_rdp': 'upper',
+  /** PLD ε at the target δ: the guarantee (step 1, every certifiedEveryFraction, the end). */
   'privacy/epsilon_certified': 'upper',
+  /** Certified ε / target ε at each certified point (1 = budget used up). */
+  'privacy/budget_used': 'upper',
+  /** Mean training loss of the step's batch (private data, not covered by ε). */
   'train/loss': 'none',
+  /** Realised Poisson batch size (private data, not covered by ε). */
   'train/batch_size': 'none',
+  /** Accuracy on the held-out test split, after every epoch and at the end. */
   'eval/accuracy': 'none',
+  /** Mean cross-entropy (nats) on the held-out test split, after every epoch and at the end. */
+  'eval/loss': 'none',
+  /** Accuracy on the validation split, after every epoch and at the end. */
+  'eval/validation_accuracy': 'none',
+  /** Mean cross-entropy (nats) on the validation split, after every epoch and at the end. */
+  'eval/validation_loss': 'none',
 } as const;
 
+/** Options of {@link PrivacyTrackingCallback} (and, without `sink`, of {@link createPrivacyCallback}). */
 export interface PrivacyTrackingCallbackOptions {
+  /** Where the metrics go: an open {@link TrackingSink} (MLflow or the local run directory). */
   readonly sink: TrackingSink;
   /** δ at which ε is reported. */
   readonly delta: number;
@@ -43,7 +68,9 @@ export interface PrivacyTrackingCallbackOptions {
   readonly targetEpsilon?: number;
   /** Planned steps (sets the certified checkpoints). */
   readonly plannedSteps: number;
+  /** Certified ε at least every this fraction of `plannedSteps`, in (0, 1]; default 0.01 (every 1%). */
   readonly certifiedEveryFraction?: number;
+  /** Order of the Edgeworth estimate, 1 (default) or 2. */
   readonly edgeworthOrder?: 1 | 2;
   /** Where the certified ε is computed: 'worker' (default) or 'inline'. */
   readonly certifiedIn?: 'worker' | 'inline' | CertifiedEvaluator;
@@ -61,12 +88,19 @@ export interface FinalEpsilons {
 
 /** The outcome of {@link PrivacyTrackingCallback.finish}. */
 export interface TrackingSummary {
+  /** The run's final status: FINISHED, KILLED (budget stop, stop request) or FAILED. */
   readonly status: Exclude<RunStatus, 'RUNNING' | 'SCHEDULED'>;
+  /** Why training ended (the tag `ewtune.stop_reason`). */
   readonly stopReason: string;
+  /** DP steps composed (resumed ones included). */
   readonly steps: number;
+  /** Final Edgeworth ε at δ (estimate). */
   readonly epsilonEdgeworth?: EpsilonResult;
+  /** Final RDP ε at δ (upper bound). */
   readonly epsilonRdp?: EpsilonResult;
+  /** Final certified PLD ε at δ (upper bound): the guarantee. */
   readonly epsilonCertified?: EpsilonResult;
+  /** What the sink's close reported (everything acknowledged by the server or not, uploaded artifacts). */
   readonly close: CloseResult;
 }
 
@@ -74,13 +108,21 @@ function finite(x: number | undefined): x is number {
   return typeof x === 'number' && Number.isFinite(x);
 }
 
+/**
+ * The dpFit callback that logs a DP run's privacy curve (metrics in the README's "What is logged" table and
+ * {@link METRIC_KINDS}) to MLflow or the local run directory, and ends the run with `finish()`. The constructor throws
+ * {@link InvalidArgumentError} (`options.sink`) without a sink, and for an invalid δ, target ε, plannedSteps or
+ * certifiedEveryFraction before any step.
+ */
 export class PrivacyTrackingCallback implements DpCallback {
+  /** The sink the metrics are recorded in. */
   readonly sink: TrackingSink;
   readonly #monitor: PrivacyMonitor;
   readonly #evaluator: CertifiedEvaluator;
   readonly #ownsEvaluator: boolean;
   readonly #options: PrivacyTrackingCallbackOptions;
   readonly #points: EpsilonPoint[] = [];
+  readonly #deltaPoints: DeltaPoint[] = [];
   #finished = false;
   #lastEdgeworth: number | undefined;
 
@@ -101,7 +143,11 @@ export class PrivacyTrackingCallback implements DpCallback {
       edgeworthOrder: options.edgeworthOrder,
       certified: this.#evaluator,
       onCertified: (step, result) => {
-        if (finite(result.epsilon)) this.sink.record('privacy/epsilon_certified', result.epsilon, step);
+        if (finite(result.epsilon)) {
+          this.sink.record('privacy/epsilon_certified', result.epsilon, step);
+          // The fraction of the ε budget spent, as certified (an upper bound on it): 1 means the budget is used up.
+          if (options.targetEpsilon !== undefined) this.sink.record('privacy/budget_used', result.epsilon / options.targetEpsilon, step);
+        }
         this.#points.push({ step, epsilon: result.epsilon, series: 'PLD (certified upper bound)' });
       },
       onCertifiedError: (step, error) => {
@@ -126,6 +172,11 @@ export class PrivacyTrackingCallback implements DpCallback {
     return this.#lastEdgeworth;
   }
 
+  /**
+   * Records the step's privacy metrics (ε estimate and RDP bound, δ and log10 δ with a target ε) and training
+   * statistics; requests the certified ε at its checkpoints. Throws {@link InvalidArgumentError} (`logs`) when the logs
+   * lack dpFit's `sampleRate` and `noiseMultiplier`.
+   */
   onBatchEnd(_batch: number, logs: Record<string, number> = {}): void {
     const { sampleRate, noiseMultiplier } = logs;
     if (!finite(sampleRate) || !finite(noiseMultiplier)) {
@@ -135,7 +186,15 @@ export class PrivacyTrackingCallback implements DpCallback {
     const step = p.step;
     this.#lastEdgeworth = p.epsilonEdgeworth.epsilon;
     this.sink.record('privacy/epsilon_edgeworth', p.epsilonEdgeworth.epsilon, step);
-    if (p.deltaEdgeworth) this.sink.record('privacy/delta', p.deltaEdgeworth.delta, step);
+    if (p.deltaEdgeworth) {
+      const d = p.deltaEdgeworth.delta;
+      this.sink.record('privacy/delta', d, step);
+      // δ ~ 1e-6 is drawn by the MLflow UI with every tick labelled "0": its log10 is the readable curve (δ = 0 has none).
+      if (d > 0 && finite(d)) {
+        this.sink.record('privacy/delta_log10', Math.log10(d), step);
+        this.#deltaPoints.push({ step, delta: d, series: 'Edgeworth δ at the target ε (estimate)' });
+      }
+    }
     this.sink.record('privacy/epsilon_rdp', p.epsilonRdp.epsilon, step);
     if (finite(logs.loss)) this.sink.record('train/loss', logs.loss, step);
     if (finite(logs.size)) this.sink.record('train/batch_size', logs.size, step);
@@ -205,6 +264,12 @@ export class PrivacyTrackingCallback implements DpCallback {
     const deltaSvg = await epsilonDeltaSvg(curve);
     this.sink.writeArtifact('privacy/epsilon_vs_step.svg', stepSvg);
     this.sink.writeArtifact('privacy/epsilon_delta.svg', deltaSvg);
+    const svgs = [stepSvg, deltaSvg];
+    if (this.#deltaPoints.length > 0 && targetEpsilon !== undefined) {
+      const deltaStepSvg = await deltaVsStepSvg(this.#deltaPoints, { epsilon: targetEpsilon, budgetDelta: delta });
+      this.sink.writeArtifact('privacy/delta_vs_step.svg', deltaStepSvg);
+      svgs.push(deltaStepSvg);
+    }
     const fmt = (r?: EpsilonResult) => (r && finite(r.epsilon) ? `${r.epsilon.toPrecision(5)} (${r.kind})` : 'n/a');
     const html = reportHtml({
       title: 'ewtune privacy report',
@@ -217,9 +282,10 @@ export class PrivacyTrackingCallback implements DpCallback {
         ['ε Edgeworth', fmt(final.edgeworth)],
         ...extra,
       ],
-      svgs: [stepSvg, deltaSvg],
+      svgs,
       notes: ['The Edgeworth ε is an estimate, not a bound; the PLD ε is a certified upper bound (pessimistic discretisation). '
-        + 'Training metrics (loss, batch size, accuracy) are statistics of the private data and are not covered by ε.'],
+        + 'Training metrics (loss, batch size) are statistics of the private data and are not covered by ε; held-out accuracy '
+        + 'and loss are measured on the test split, which is not training data.'],
     });
     this.sink.writeArtifact('report.html', html);
   }

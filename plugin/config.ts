@@ -9,55 +9,97 @@ import { EwtuneError } from '../src/errors.ts';
 import { compileSchemaFile, type CompiledSchema } from '../src/schema/validate.ts';
 import type { EncoderModelConfig } from './encoder.ts';
 
+/**
+ * A checked `ewtune train` configuration, as {@link validateConfig} and {@link loadConfig} return it: defaults filled in,
+ * every field validated against schemas/config.schema.json, whose descriptions give each field's meaning, unit and
+ * default (e.g. `training.l2NormClip` the clipping bound C > 0, `privacy.delta` δ ∈ (0, 1), `privacy.targetEpsilon` the
+ * certified ε budget).
+ */
 export interface TrainingConfig {
+  /** Run name (MLflow run_name; default "ewtune"). */
   name?: string;
+  /** MLflow experiment (default "ewtune"). */
   experimentName: string;
+  /** The labelled text to train on and its held-out split. */
   data: {
+    /** The corpus: spam-assassin, polarity, tweets (fetched), jsonl, glue or labelled-file (a path). */
     kind: 'spam-assassin' | 'jsonl' | 'polarity' | 'tweets' | 'glue' | 'labelled-file';
+    /** jsonl, glue, labelled-file: the training file; polarity, tweets: a corpus file instead of the fetched one. */
     path?: string;
+    /** jsonl, glue, labelled-file: a held-out file (else a hash split of `path`). */
     testPath?: string;
     /** glue only: the task (sst2, qnli, …), which names its columns. */
     task?: string;
     /** labelled-file only: label names (class i = labels[i]); else labels are indices below model.numClasses. */
     labels?: string[];
+    /** Tokens per example for the GloVe classifier (default 64). */
     maxTokens: number;
+    /** Vocabulary of the GloVe classifier, most frequent words first (default 20000). */
     vocabularySize: number;
+    /** Fraction of examples in the held-out test split, by a hash of each example (default 0.2). */
     testFraction: number;
     /** Fraction carved from the training split for choosing hyper-parameters (polarity, tweets, glue, labelled-file). */
     validationFraction: number;
+    /** Use only the first N training examples (deterministic order). */
     maxExamples?: number;
   };
+  /** The model: the GloVe transformer classifier or a pre-trained BERT-family encoder with a fine-tuning mode. */
   model: GloveClassifierConfig | EncoderModelConfig;
+  /** The DP-SGD loop. */
   training: {
+    /** Planned epochs (steps = ⌈epochs / sampleRate⌉); exactly one of epochs and steps. */
     epochs?: number;
+    /** Planned steps; exactly one of epochs and steps. */
     steps?: number;
+    /** Expected logical (Poisson) batch size; sampleRate q = expectedBatchSize / datasetSize. */
     expectedBatchSize: number;
+    /** Split a logical batch into micro-batches of at most this size (one privacy step per logical batch). */
     maxPhysicalBatchSize?: number;
+    /** Per-example clipping bound C > 0 (L2 norm of each example's gradient). */
     l2NormClip: number;
+    /** Optimizer (default adam). */
     optimizer: 'adam' | 'sgd' | 'momentum' | 'rmsprop';
+    /** Learning rate (default 0.001). */
     learningRate: number;
     /** Learning rate of the classifier head (layer `classifier`); default learningRate (see schemas/config.schema.json). */
     headLearningRate?: number;
+    /** TensorFlow.js backend (default auto: native TensorFlow if installed, else WASM, else cpu). */
     backend: 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+    /** Stop after this many steps (a stop condition, not the plan). */
     maxSteps?: number;
+    /** Held-out accuracy and loss after every epoch and at the end (default true). */
     evaluate: boolean;
     /** Checkpoint model and optimizer state every this many updates (and at the end) for `--resume`. */
     checkpointEverySteps: number;
   };
+  /** The privacy guarantee and how it is accounted. */
   privacy: {
+    /** Certified ε budget > 0: σ is calibrated for it and the run stops before exceeding it. */
     targetEpsilon?: number;
+    /** δ ∈ (0, 1) at which ε is accounted (take δ below 1/N). */
     delta: number;
+    /** Use this σ > 0 instead of calibrating. */
     noiseMultiplier?: number;
+    /** Accountant for calibration and the budget stop (default pld; edgeworth needs allowEstimate). */
     accountant: 'pld' | 'rdp' | 'edgeworth';
+    /** Required to calibrate or stop by the Edgeworth estimate, which is not a guarantee (default false). */
     allowEstimate: boolean;
+    /** Order of the logged Edgeworth estimate (default 1). */
     edgeworthOrder: 1 | 2;
+    /** PLD grid width h (default 1e-4). */
     valueDiscretizationInterval: number;
+    /** Batch sampler (default poisson; shuffle is recorded but not a valid Poisson guarantee). */
     sampler: 'poisson' | 'shuffle';
+    /** Noise (default gaussian; hardened: power-of-two grid and discrete noise). */
     noiseMode: 'gaussian' | 'hardened';
   };
+  /** Where the run is logged. */
   tracking: {
+    /** MLflow server; else MLFLOW_TRACKING_URI; else a local run directory only. */
     trackingUri?: string;
+    /** Parent folder of run directories (default ewtune-runs). */
     runDir: string;
+    /** Certified ε at least every this fraction of the planned steps, and at the end (default 0.01). */
     certifiedEveryFraction: number;
   };
 }
@@ -76,7 +118,9 @@ export interface GloveClassifierConfig {
 
 /** An invalid configuration: `problems` lists each one with the JSON path of its field. */
 export class ConfigError extends EwtuneError {
+  /** Where the configuration came from (a file path, or `<config>`). */
   readonly source: string;
+  /** One message per invalid field, each naming it by JSON path (e.g. `/training/l2NormClip must be > 0`). */
   readonly problems: readonly string[];
   constructor(source: string, problems: readonly string[]) {
     super('ERR_CONFIG', `invalid configuration ${source}:\n  ${problems.join('\n  ')}`);
@@ -87,8 +131,11 @@ export class ConfigError extends EwtuneError {
 
 /** Command-line overrides applied after the file is read (and validated with it). */
 export interface ConfigOverrides {
+  /** MLflow server (the `--tracking-uri` option); replaces `tracking.trackingUri`. */
   readonly trackingUri?: string;
+  /** Stop after this many steps (`--max-steps`); replaces `training.maxSteps`. */
   readonly maxSteps?: number;
+  /** Target ε (`--target-epsilon`); replaces `privacy.targetEpsilon`. */
   readonly targetEpsilon?: number;
 }
 

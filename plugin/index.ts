@@ -5,6 +5,8 @@
  *   - createPrivacyCallback: opens the tracking sink (MLflow or local) and returns the callback;
  *   - loadConfig / validateConfig: schemas/config.schema.json checked with ajv;
  *   - runTraining: a whole DP fine-tuning run from a config (what `ewtune train` does).
+ *
+ * @module ewtune/plugin
  */
 import { MlflowClient } from '../src/tracking/mlflow-client.ts';
 import { TrackingSink } from '../src/tracking/sink.ts';
@@ -26,7 +28,9 @@ export interface CreatePrivacyCallbackOptions extends Omit<PrivacyTrackingCallba
   readonly runDir: string;
   /** MLflow server; default MLFLOW_TRACKING_URI; none → local run directory only. */
   readonly trackingUri?: string;
+  /** MLflow experiment of a new run (default: the run directory's run.json, else "ewtune"). */
   readonly experimentName?: string;
+  /** Name of a new MLflow run. */
   readonly runName?: string;
 }
 

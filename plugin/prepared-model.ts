@@ -9,13 +9,24 @@ import type { SavedModelDir } from '../src/model-dir/index.ts';
 import type { TrainingConfig } from './config.ts';
 import { prepareData } from './data.ts';
 import { prepareEncoderRun, type EncoderModelConfig } from './encoder.ts';
-import { accuracy, buildClassifier } from './model.ts';
+import { buildClassifier } from './model.ts';
+import { scoreHeldOut } from './held-out.ts';
 import type { Preflight } from './preflight.ts';
 
-/** Held-out accuracies (NaN-free: a split without examples is left out). */
+/**
+ * Held-out scores (NaN-free: a split without examples is left out). Neither split is used for training or consumed by
+ * the privacy ledger: the test split is held out of the private training data by a fixed hash split, and the
+ * validation split is carved from the corpus before training.
+ */
 export interface Evaluation {
+  /** Accuracy on the test split, in [0, 1]. */
   readonly test?: number;
+  /** Mean sparse categorical cross-entropy (nats) on the test split. */
+  readonly testLoss?: number;
+  /** Accuracy on the validation split, in [0, 1] (corpora that have one). */
   readonly validation?: number;
+  /** Mean sparse categorical cross-entropy (nats) on the validation split. */
+  readonly validationLoss?: number;
 }
 
 export interface PreparedModel {
@@ -25,7 +36,7 @@ export interface PreparedModel {
   readonly params: Readonly<Record<string, string | number | boolean>>;
   /** Σ sizes of the trainable weights. */
   readonly trainableParams: number;
-  /** Accuracy of the current model on the held-out splits (inference mode). */
+  /** Accuracy and loss of the current model on the held-out splits (inference mode). */
   evaluate(): Evaluation;
   /** Saves the private model with privacy.json (pre-trained encoders with model.save); else undefined. */
   readonly save?: (outDir: string, privacy: Record<string, unknown>) => Promise<SavedModelDir>;
@@ -54,8 +65,14 @@ export async function prepareModel(config: TrainingConfig, preflight: Preflight,
     params: {
       max_tokens: config.data.maxTokens, vocabulary_size: data.vocabularySize, model_kind: m.kind,
       model_dim: m.dModel, heads: m.heads, ffn_dim: m.ffnDim, layers: m.layers, embedding: m.embedding, freeze_embedding: m.freezeEmbedding,
+      // The pre-trained word vectors frozen, everything on top trained; or every weight (random or unfrozen embedding).
+      finetune_mode: m.embedding === 'wink-glove-100d' && m.freezeEmbedding ? 'frozen-embedding' : 'full',
+      trainable_params: countParams(model), total_params: model.countParams(),
     },
-    evaluate: () => (data.test.size > 0 ? { test: accuracy(model, data.test.ids, data.test.labels) } : {}),
+    evaluate() {
+      const score = scoreHeldOut(model, data.test.ids, data.test.labels, 256);
+      return score ? { test: score.accuracy, testLoss: score.loss } : {};
+    },
     dispose() {
       model.dispose();
       data.dispose();
@@ -81,10 +98,12 @@ async function prepareEncoder(m: EncoderModelConfig, preflight: Preflight, log: 
   return {
     model: enc.model, train: { x: enc.train.x, y: enc.train.y }, params, trainableParams: s.trainableParams,
     evaluate() {
-      const out: { test?: number; validation?: number } = {};
-      if (enc.test.size > 0) out.test = enc.accuracy(enc.test);
-      if (enc.validation.size > 0) out.validation = enc.accuracy(enc.validation);
-      return out;
+      const test = scoreHeldOut(enc.model, enc.test.x, enc.test.y, m.inferenceBatchSize);
+      const validation = scoreHeldOut(enc.model, enc.validation.x, enc.validation.y, m.inferenceBatchSize);
+      return {
+        ...(test ? { test: test.accuracy, testLoss: test.loss } : {}),
+        ...(validation ? { validation: validation.accuracy, validationLoss: validation.loss } : {}),
+      };
     },
     save: m.save ? (outDir, privacy) => enc.save(outDir, privacy) : undefined,
     dispose: () => enc.dispose(),

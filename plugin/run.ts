@@ -7,7 +7,8 @@
  *   4. the durable ledger (run dir artifacts/privacy/ledger.jsonl, fsynced before each update);
  *   5. dpFit with the budget stop (always certified), the PrivacyTrackingCallback and a progress callback;
  *      SIGINT/SIGTERM request a stop after the current step;
- *   6. held-out accuracy, charts, tags, artifacts; status FINISHED / KILLED (budget stop, signal) / FAILED (error).
+ *   6. held-out accuracy and loss (after every epoch and at the end), charts, tags, artifacts; status FINISHED /
+ *      KILLED (budget stop, signal) / FAILED (error).
  */
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -23,12 +24,14 @@ import type { DpCallback, DpHistory } from '../src/train/types.ts';
 import type { EpsilonResult } from '../src/accounting/types.ts';
 import { PrivacyTrackingCallback, type TrackingSummary } from './callback.ts';
 import type { TrainingConfig } from './config.ts';
-import { prepareModel, type PreparedModel } from './prepared-model.ts';
+import { prepareModel, type Evaluation, type PreparedModel } from './prepared-model.ts';
 import { privacyRecord } from './privacy-record.ts';
 import { preflightRun } from './preflight.ts';
 import { Checkpointer, createRunOptimizer, prepareResume, restoreForResume, saveRunConfig, syncRemoteBeforeResume } from './resume.ts';
 import { writeProcessRecord } from '../src/tracking/liveness.ts';
+import { EWTUNE_VERSION } from './version.ts';
 
+/** Options of {@link runTraining} (all optional). */
 export interface RunOptions {
   /** Progress and messages (default: stderr). */
   readonly log?: (line: string) => void;
@@ -44,22 +47,40 @@ export interface RunOptions {
   readonly resumeDir?: string;
 }
 
+/**
+ * The outcome of {@link runTraining}: where the run is (directory, MLflow URL and ids), how it ended, σ and q, the final
+ * ε's (each labelled estimate or upper), the held-out accuracy and the saved model.
+ */
 export interface RunResult {
+  /** The run directory (spool, ledger, checkpoints, artifacts/). */
   readonly runDir: string;
   /** MLflow run page, when a server was used. */
   readonly runUrl?: string;
+  /** The MLflow server used, if any. */
   readonly trackingUri?: string;
+  /** MLflow experiment id, when a server was used. */
   readonly experimentId?: string;
+  /** MLflow run id, when a server was used. */
   readonly runId?: string;
+  /** Final run status: FINISHED, KILLED (budget stop or signal) or FAILED. */
   readonly status: TrackingSummary['status'];
+  /** Why training ended: completed, budget, max-steps, max-epochs, stopTraining or signal:SIGINT/SIGTERM. */
   readonly stopReason: string;
+  /** DP steps taken (resumed ones included). */
   readonly steps: number;
+  /** Steps the run was planned (and σ calibrated) for. */
   readonly plannedSteps: number;
+  /** The noise multiplier σ used (given or calibrated). */
   readonly noiseMultiplier: number;
+  /** Poisson sample rate q = expectedBatchSize / datasetSize. */
   readonly sampleRate: number;
+  /** How σ was calibrated, when a target ε was given without a noise multiplier. */
   readonly calibration?: CalibrationResult;
+  /** Final Edgeworth ε at δ (an estimate, not a bound). */
   readonly epsilonEdgeworth?: EpsilonResult;
+  /** Final certified ε at δ (PLD, an upper bound): the guarantee. */
   readonly epsilonCertified?: EpsilonResult;
+  /** Final RDP ε at δ (an upper bound). */
   readonly epsilonRdp?: EpsilonResult;
   /** Held-out (test split) accuracy. */
   readonly accuracy?: number;
@@ -71,7 +92,16 @@ export interface RunResult {
   readonly modelDir?: string;
   /** Everything was acknowledged by the server (false in local mode or if the server was down at the end). */
   readonly complete: boolean;
+  /** dpFit's history (per-epoch loss and ε estimate, stop reason). */
   readonly history?: DpHistory;
+}
+
+/** `eval/…` metrics of one held-out evaluation at MLflow step `step` (DP steps taken so far). */
+function recordEvaluation(sink: TrackingSink, scores: Evaluation, step: number): void {
+  if (scores.test !== undefined) sink.record('eval/accuracy', scores.test, step);
+  if (scores.testLoss !== undefined && Number.isFinite(scores.testLoss)) sink.record('eval/loss', scores.testLoss, step);
+  if (scores.validation !== undefined) sink.record('eval/validation_accuracy', scores.validation, step);
+  if (scores.validationLoss !== undefined && Number.isFinite(scores.validationLoss)) sink.record('eval/validation_loss', scores.validationLoss, step);
 }
 
 function timestampName(): string {
@@ -137,7 +167,10 @@ export async function runTraining(config: TrainingConfig, options: RunOptions = 
       expected_batch_size: E, dataset_size: datasetSize, steps: plannedSteps, steps_per_epoch: stepsPerEpoch,
       target_delta: delta, accountant: config.privacy.accountant, sampler: config.privacy.sampler,
       noise_mode: config.privacy.noiseMode, backend, backend_reason: backendChoice.reason, optimizer: config.training.optimizer,
-      learning_rate: config.training.learningRate, data: config.data.kind, ...prepared.params,
+      learning_rate: config.training.learningRate, data: config.data.kind,
+      // System facts: what actually ran (the backend chosen, not the one asked for), with which versions.
+      ewtune_version: EWTUNE_VERSION, node_version: process.versions.node, tfjs_version: tf.version.tfjs,
+      trainable_params: prepared.trainableParams, ...prepared.params,
     };
     if (config.training.headLearningRate !== undefined) params.head_learning_rate = config.training.headLearningRate;
     if (config.training.epochs !== undefined) params.epochs = config.training.epochs;
@@ -174,6 +207,18 @@ export async function runTraining(config: TrainingConfig, options: RunOptions = 
       resumeSegments: resuming ? ledger.segments() : undefined,
     });
     const trackingCallback = callback;
+    // Held-out scores after every epoch (and once more at the end when the last step closed no epoch). The test and
+    // validation splits are not training data: DP-SGD never samples them, so the ledger does not account them.
+    let lastEvaluation: { step: number; scores: Evaluation } | undefined;
+    const evaluateNow = (): Evaluation => {
+      if (!config.training.evaluate || !prepared) return {};
+      if (lastEvaluation?.step === trackingCallback.steps) return lastEvaluation.scores;
+      const scores = prepared.evaluate();
+      recordEvaluation(sink, scores, trackingCallback.steps);
+      lastEvaluation = { step: trackingCallback.steps, scores };
+      return scores;
+    };
+    const heldOut: DpCallback = { onEpochEnd: () => void evaluateNow() };
     const progress: DpCallback = {
       onBatchEnd: (_batch, logs = {}) => {
         options.onProgress?.({ step: trackingCallback.steps, plannedSteps: progressTotal, loss: logs.loss, epsilonEdgeworth: trackingCallback.lastEpsilonEdgeworth });
@@ -196,7 +241,7 @@ export async function runTraining(config: TrainingConfig, options: RunOptions = 
       steps: plannedSteps - restored.updates, expectedBatchSize: E, maxPhysicalBatchSize: config.training.maxPhysicalBatchSize,
       l2NormClip: config.training.l2NormClip, noiseMultiplier, optimizer,
       learningRate: config.training.learningRate, loss: 'sparseCategoricalCrossentropy', sampler: config.privacy.sampler,
-      noise: config.privacy.noiseMode, ledger, callbacks: [callback, checkpointer, progress],
+      noise: config.privacy.noiseMode, ledger, callbacks: [callback, checkpointer, heldOut, progress],
       budget: {
         ...(targetEpsilon !== undefined ? { epsilon: targetEpsilon, delta, accountant: config.privacy.accountant === 'rdp' ? 'rdp' as const : 'pld' as const } : {}),
         ...(config.training.maxSteps !== undefined ? { maxSteps: config.training.maxSteps } : {}),
@@ -206,11 +251,10 @@ export async function runTraining(config: TrainingConfig, options: RunOptions = 
     sink.setTag('ewtune.redone_steps', String(ledger.steps - checkpointer.updates));
     if (history.fallbackLayers.length > 0) log(`ewtune: layers clipped by the per-example loop: ${history.fallbackLayers.join(', ')}`);
 
-    // 6. Evaluate (the test split is held out; its accuracy is not covered by ε but is not private training data).
-    const evaluation = config.training.evaluate ? prepared.evaluate() : {};
+    // 6. The final held-out scores (the test split is held out; its accuracy is not covered by ε but is not private
+    //    training data); the last epoch's when it ended at the last step.
+    const evaluation = evaluateNow();
     const testAccuracy = evaluation.test;
-    if (testAccuracy !== undefined) sink.record('eval/accuracy', testAccuracy, callback.steps);
-    if (evaluation.validation !== undefined) sink.record('eval/validation_accuracy', evaluation.validation, callback.steps);
     const stopReason = signalled ? `signal:${signalled}` : history.stopReason;
     const save = prepared.save;
     let savedModelDir: string | undefined;

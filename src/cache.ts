@@ -26,6 +26,7 @@ export const PYTHON_ENV = 'EWTUNE_PYTHON';
  * archive is unreadable or lacks the expected member). `file` names the file concerned, where there is one.
  */
 export class FetchError extends EwtuneError {
+  /** The file concerned, where there is one. */
   readonly file: string | undefined;
   constructor(code: 'ERR_FETCH_TOOL' | 'ERR_FETCH_DOWNLOAD' | 'ERR_FETCH_HASH' | 'ERR_FETCH_ARCHIVE', message: string, options: { file?: string; cause?: unknown } = {}) {
     super(code, message, options.cause !== undefined ? { cause: options.cause } : undefined);

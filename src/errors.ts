@@ -1,6 +1,7 @@
 /** Typed errors of ewtune. Every error names what went wrong so callers can branch on `code`. */
 
 export class EwtuneError extends Error {
+  /** Stable machine-readable code to branch on (`ERR_INVALID_ARGUMENT`, `ERR_CONFIG`, `ERR_LEDGER`, …). */
   readonly code: string;
   constructor(code: string, message: string, options?: { cause?: unknown }) {
     super(message, options);
@@ -11,7 +12,9 @@ export class EwtuneError extends Error {
 
 /** Bad input: names the argument and the offending value; thrown before any work starts. */
 export class InvalidArgumentError extends EwtuneError {
+  /** The argument that is wrong, as the caller wrote it (e.g. `l2NormClip`, `options.sink`, `logs`). */
   readonly argument: string;
+  /** The offending value. */
   readonly value: unknown;
   constructor(argument: string, value: unknown, requirement: string) {
     super('ERR_INVALID_ARGUMENT', `${argument} must be ${requirement}; got ${formatValue(value)}`);
@@ -42,7 +45,9 @@ export class NonFiniteTrainingError extends EwtuneError {
 
 /** A ledger file that is corrupt, from another configuration, or otherwise unusable. */
 export class LedgerError extends EwtuneError {
+  /** The ledger file. */
   readonly path: string;
+  /** 1-based line of the problem in the file, when it is about one line. */
   readonly line: number | undefined;
   constructor(path: string, message: string, line?: number) {
     super('ERR_LEDGER', `${path}${line !== undefined ? `:${line}` : ''}: ${message}`);
@@ -51,6 +56,7 @@ export class LedgerError extends EwtuneError {
   }
 }
 
+/** A short, printable rendering of any value for error messages (NaN and undefined by name, strings and objects as JSON). */
 export function formatValue(value: unknown): string {
   if (typeof value === 'number') return Number.isNaN(value) ? 'NaN' : String(value);
   if (typeof value === 'string') return JSON.stringify(value);

@@ -1,6 +1,8 @@
 /**
  * ewtune's public API (the engine). The integration surface for training programs (tracking callback, config,
  * whole runs) is `ewtune/plugin` (plugin/index.ts).
+ *
+ * @module ewtune
  */
 export * from './errors.ts';
 export type { AccountantName, BoundKind, StepSegment, EpsilonResult, DeltaResult, PrivacyAccountant } from './accounting/types.ts';

@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { epsilonDeltaSvg, epsilonVsStepSvg, reportHtml } from '../src/report/charts.ts';
+import { deltaVsStepSvg, epsilonDeltaSvg, epsilonVsStepSvg, reportHtml } from '../src/report/charts.ts';
 
 describe('report charts', () => {
   it('renders an ε-vs-step SVG with one line per series and the budget rule, dropping non-finite ε', async () => {
@@ -25,6 +25,17 @@ describe('report charts', () => {
     const svg = await epsilonDeltaSvg(points);
     assert.match(svg, /^<svg /);
     assert.match(svg, /e-\d/, 'log axis labels in exponent format');
+  });
+
+  it('renders δ vs step on a log axis (δ ~ 1e-6 readable), the target δ as a rule, dropping δ ≤ 0', async () => {
+    const points = [1, 2, 3, 4].map((step) => ({ step, delta: 10 ** (-12 + 2 * step), series: 'Edgeworth δ (estimate)' }));
+    points.push({ step: 5, delta: 0, series: 'dropped' });
+    const svg = await deltaVsStepSvg(points, { epsilon: 3, budgetDelta: 1e-5 });
+    assert.match(svg, /^<svg /);
+    assert.match(svg, /δ at ε = 3/);
+    assert.match(svg, /1e-6/, 'exponent tick labels');
+    assert.doesNotMatch(svg, /dropped/);
+    assert.match(svg, /class="mark-rule/, 'target δ rule drawn');
   });
 
   it('escapes HTML and declares UTF-8', () => {

@@ -23,7 +23,7 @@ import { validateConfig, type TrainingConfig } from '../plugin/config.ts';
 import { PrivacyTrackingCallback } from '../plugin/callback.ts';
 import { runTraining, type RunResult } from '../plugin/run.ts';
 import { sharedMlflowServer } from './support/mlflow-server.ts';
-import { screenshotRunCharts } from './support/browser.ts';
+import { screenshotHtmlArtifact, screenshotRunCharts } from './support/browser.ts';
 
 const unique = (p: string): string => `${p}-${randomUUID().slice(0, 8)}`;
 const quiet = { log: () => undefined, handleSignals: false } as const;
@@ -67,7 +67,8 @@ describe('plugin end to end (real MLflow server, real Chromium)', function () {
   });
 
   it('a DP run: one privacy/epsilon_edgeworth point per step, equal to the ledger replay; params, tags, FINISHED, artifacts', async () => {
-    const config = smallConfig(newDir(), { training: { maxSteps: undefined } });
+    // 3 epochs of 4 steps (q = 100/400): held-out scores after each epoch.
+    const config = smallConfig(newDir(), { training: { maxSteps: undefined, steps: undefined, epochs: 3, expectedBatchSize: 100 } });
     config.tracking.trackingUri = uri;
     completed = await runTraining(config, { ...quiet, certifiedIn: 'inline' });
     assert.equal(completed.status, 'FINISHED');
@@ -97,18 +98,39 @@ describe('plugin end to end (real MLflow server, real Chromium)', function () {
     assert.ok(relClose(last.value, pldEpsilon(ledger.segments(), 1e-5).epsilon, 1e-12));
     assert.ok(last.value <= 4, 'certified ε within the target');
     ledger.closeSync();
-    for (const key of ['privacy/delta', 'privacy/epsilon_rdp', 'train/loss', 'train/batch_size']) {
+    for (const key of ['privacy/delta', 'privacy/delta_log10', 'privacy/epsilon_rdp', 'train/loss', 'train/batch_size']) {
       assert.equal((await client.getMetricHistory(runId, key)).length, 12, key);
     }
-    assert.equal((await client.getMetricHistory(runId, 'eval/accuracy')).length, 1);
+    // δ ~ 1e-6 and its readable log10, point by point; the budget used = certified ε / target ε at each certified point.
+    const deltaByStep = new Map((await client.getMetricHistory(runId, 'privacy/delta')).map((m) => [m.step, m.value]));
+    for (const m of await client.getMetricHistory(runId, 'privacy/delta_log10')) {
+      assert.ok(relClose(m.value, Math.log10(deltaByStep.get(m.step) as number), 1e-12), `delta_log10 at step ${m.step}`);
+    }
+    const budgetUsed = new Map((await client.getMetricHistory(runId, 'privacy/budget_used')).map((m) => [m.step, m.value]));
+    assert.deepEqual([...budgetUsed.keys()].sort((a, b) => a - b), certified.map((m) => m.step).sort((a, b) => a - b));
+    for (const m of certified) assert.ok(relClose(budgetUsed.get(m.step) as number, m.value / 4, 1e-12), `budget_used at step ${m.step}`);
+    // Held-out scores after every epoch (steps 4, 8, 12); the last one is the run's reported accuracy.
+    for (const key of ['eval/accuracy', 'eval/loss']) {
+      const h = await client.getMetricHistory(runId, key);
+      assert.deepEqual(h.map((m) => m.step).sort((a, b) => a - b), [4, 8, 12], key);
+      assert.ok(h.every((m) => Number.isFinite(m.value) && m.value >= 0), key);
+    }
+    const finalAccuracy = (await client.getMetricHistory(runId, 'eval/accuracy')).find((m) => m.step === 12);
+    assert.equal(finalAccuracy?.value, completed.accuracy);
 
     const run = await client.getRun(runId);
     assert.equal(run.info.status, 'FINISHED');
     const params = Object.fromEntries(run.params.map((p) => [p.key, p.value]));
     for (const key of ['noise_multiplier', 'l2_norm_clip', 'sampling_rate', 'expected_batch_size', 'dataset_size', 'steps',
-      'target_epsilon', 'target_delta', 'accountant', 'sampler', 'noise_mode', 'backend']) {
+      'target_epsilon', 'target_delta', 'accountant', 'sampler', 'noise_mode', 'backend', 'ewtune_version', 'node_version',
+      'tfjs_version', 'trainable_params', 'finetune_mode']) {
       assert.ok(key in params, `param ${key}`);
     }
+    assert.equal(params.backend, 'cpu');
+    assert.equal(params.node_version, process.versions.node);
+    assert.equal(params.ewtune_version, tags0(run)['ewtune.version']);
+    assert.equal(Number(params.trainable_params), completed.trainableParams);
+    assert.equal(params.finetune_mode, 'frozen-embedding');
     assert.equal(Number(params.noise_multiplier), completed.noiseMultiplier);
     const tags = Object.fromEntries(run.tags.map((t) => [t.key, t.value]));
     assert.equal(tags['ewtune.stop_reason'], 'completed');
@@ -121,19 +143,41 @@ describe('plugin end to end (real MLflow server, real Chromium)', function () {
     const top = (await client.listArtifacts(runId)).map((f) => f.path);
     assert.ok(top.includes('report.html'), `artifacts ${top}`);
     const privacy = (await client.listArtifacts(runId, 'privacy')).map((f) => f.path).sort();
-    assert.deepEqual(privacy, ['privacy/epsilon_delta.svg', 'privacy/epsilon_vs_step.svg', 'privacy/ledger.jsonl']);
+    assert.deepEqual(privacy, ['privacy/delta_vs_step.svg', 'privacy/epsilon_delta.svg', 'privacy/epsilon_vs_step.svg', 'privacy/ledger.jsonl']);
   });
 
-  it('the MLflow UI draws the ε curves (estimate and certified); screenshot saved under test-output/', async () => {
+  it('the MLflow UI\'s Model metrics tab draws ε, δ (readable ticks on its log10 panel), the budget used and held-out scores; screenshot under test-output/screenshots/', async () => {
     assert.ok(completed?.runId, 'needs the run of the previous test');
-    const screenshotPath = join(process.cwd(), 'test-output', 'mlflow-ui-privacy-charts.png');
+    const screenshotPath = join(process.cwd(), 'test-output', 'screenshots', 'mlflow-model-metrics.png');
+    const keys = ['privacy/epsilon_edgeworth', 'privacy/epsilon_certified', 'privacy/delta', 'privacy/delta_log10', 'privacy/budget_used', 'eval/accuracy', 'eval/loss'];
     const check = await screenshotRunCharts({
-      trackingUri: uri, experimentId: completed.experimentId as string, runId: completed.runId as string,
-      metricKeys: ['privacy/epsilon_edgeworth', 'privacy/epsilon_certified'], screenshotPath,
+      trackingUri: uri, experimentId: completed.experimentId as string, runId: completed.runId as string, metricKeys: keys, screenshotPath,
     });
+    console.log(`      screenshot: ${screenshotPath}; y ticks of privacy/delta ${JSON.stringify(check.yTicksByKey['privacy/delta'])}, `
+      + `privacy/delta_log10 ${JSON.stringify(check.yTicksByKey['privacy/delta_log10'])}`);
     assert.ok(existsSync(screenshotPath));
-    assert.ok(check.pointsByKey['privacy/epsilon_edgeworth'] >= 2, JSON.stringify(check.pointsByKey));
-    assert.ok(check.pointsByKey['privacy/epsilon_certified'] >= 2, JSON.stringify(check.pointsByKey));
+    for (const k of keys) assert.ok(check.pointsByKey[k] >= 2, `${k}: ${JSON.stringify(check.pointsByKey)}`);
+    // The δ panel a person reads: its axis must carry at least one tick that is not "0".
+    assert.ok(readableTicks(check.yTicksByKey['privacy/delta_log10']).length > 0, `privacy/delta_log10 y ticks ${JSON.stringify(check.yTicksByKey['privacy/delta_log10'])}`);
+  });
+
+  it('the report.html artifact opened in the MLflow UI shows the charts (iframe with SVG charts); screenshot under test-output/screenshots/', async () => {
+    assert.ok(completed?.runId, 'needs the run of the first test');
+    const screenshotPath = join(process.cwd(), 'test-output', 'screenshots', 'mlflow-artifact-report-html.png');
+    const view = await screenshotHtmlArtifact({
+      trackingUri: uri, experimentId: completed.experimentId as string, runId: completed.runId as string, artifactPath: 'report.html', screenshotPath,
+    });
+    console.log(`      screenshot: ${screenshotPath}; ${view.svgCount} charts in the artifact view`);
+    assert.ok(existsSync(screenshotPath));
+    assert.equal(view.heading, 'ewtune privacy report');
+    assert.equal(view.svgCount, 3, 'ε vs step, ε–δ profile, δ vs step');
+    assert.ok(readableTicks(view.axisLabels).length >= 6, `axis labels ${JSON.stringify(view.axisLabels)}`);
+  });
+
+  it('readableTicks: a δ axis labelled only "0" has no readable tick', () => {
+    assert.deepEqual(readableTicks(['0', '0', '0', '0']), []);
+    assert.deepEqual(readableTicks(['0', '0.000001', '−0', '-0.0', '']), ['0.000001']);
+    assert.deepEqual(readableTicks(['−80', '−60']), ['−80', '−60']);
   });
 
   it('a budget stop: the step that would exceed the certified budget is never taken; status KILLED, stop-reason tag', async () => {
@@ -287,6 +331,15 @@ describe('plugin end to end (real MLflow server, real Chromium)', function () {
     assert.match(err.join('\n'), /\/training\/l2NormClip must be > 0/);
   });
 });
+
+/** Tick labels a person can read a value from: not empty and not a zero ("0", "−0", "0.0"). */
+function readableTicks(ticks: readonly string[]): string[] {
+  return ticks.filter((t) => t.trim() !== '' && !/^[-−]?0(\.0*)?$/.test(t.trim()));
+}
+
+function tags0(run: { tags: readonly { key: string; value: string }[] }): Record<string, string> {
+  return Object.fromEntries(run.tags.map((t) => [t.key, t.value]));
+}
 
 function spoolRecords(dir: string): SpoolRecord[] {
   return readSpool(dir, 0, { maxBytes: 1e9 }).records.map((r) => r.record);

@@ -36,9 +36,16 @@ import { assertAccountantName, createAccountant, isCertified, type AccountantFac
 import { DEFAULT_VALUE_DISCRETIZATION_INTERVAL } from './pld/epsilon.ts';
 import type { AccountantName, BoundKind, EpsilonResult } from './types.ts';
 
+/**
+ * Options of {@link calibrateNoiseMultiplier}: the target (ε, δ), the sample rate and the length of the run, the
+ * accountant and the search settings (defaults below).
+ */
 export interface CalibrationOptions {
+  /** Target ε > 0 (natural-log units): the returned σ has ε(σ) ≤ targetEpsilon. */
   readonly targetEpsilon: number;
+  /** δ ∈ (0, 1) at which ε is computed. */
   readonly delta: number;
+  /** Poisson sample rate q ∈ (0, 1] of every step. */
   readonly sampleRate: number;
   /** Number of steps; give exactly one of `steps` and `epochs`. */
   readonly steps?: number;
@@ -67,16 +74,26 @@ export interface CalibrationOptions {
   readonly reportCertified?: boolean;
 }
 
+/**
+ * The result of {@link calibrateNoiseMultiplier}: σ, its ε by the accountant used (and what kind of number it is), the
+ * inputs it was calibrated for, and the search's evidence (`lowerNoiseMultiplier`, `iterations`).
+ */
 export interface CalibrationResult {
   /** The calibrated noise multiplier σ (ε(σ) ≤ targetEpsilon by `accountant`). */
   readonly noiseMultiplier: number;
   /** ε at σ by `accountant`. */
   readonly epsilon: number;
+  /** What `epsilon` is: 'upper' for the certified accountants (pld, rdp), 'estimate' for edgeworth and gdp. */
   readonly kind: BoundKind;
+  /** The accountant σ was calibrated by. */
   readonly accountant: AccountantName;
+  /** The target ε of the call. */
   readonly targetEpsilon: number;
+  /** The δ of the call. */
   readonly delta: number;
+  /** The sample rate q of the call. */
   readonly sampleRate: number;
+  /** Steps the calibration composed (from `steps`, or ⌈epochs / sampleRate⌉). */
   readonly steps: number;
   /** The accountant's full answer at σ (details included). */
   readonly result: EpsilonResult;

@@ -38,11 +38,17 @@ export type LedgerNoiseMode = 'gaussian' | 'hardened' | 'insecure-seeded';
 
 /** The configuration fixed for the life of a ledger. Extra JSON fields are allowed and are part of the hash. */
 export interface LedgerConfig {
+  /** Number of private training examples N (the sample rate is q = expected batch size / N). */
   readonly datasetSize?: number;
+  /** Per-example clipping bound C. */
   readonly l2NormClip?: number;
+  /** Default batch sampler of the steps ('poisson' unless recorded otherwise). */
   readonly sampler?: LedgerSampler;
+  /** Default neighbouring relation of the steps ('add-remove'). */
   readonly adjacency?: LedgerAdjacency;
+  /** Default noise mode of the steps ('gaussian'). */
   readonly noiseMode?: LedgerNoiseMode;
+  /** The accountant the run's guarantee is stated with (e.g. 'pld'). */
   readonly accountant?: AccountantName;
   readonly [key: string]: unknown;
 }
@@ -56,15 +62,28 @@ export interface LedgerHeader {
   readonly configHash: string;
 }
 
+/**
+ * One step line of the ledger: `count` identical DP steps with sample rate q and noise multiplier σ (the accounted
+ * one), how the batch was sampled, the adjacency and the noise mode, numbered by `seq` (1, 2, 3, … without gaps).
+ */
 export interface LedgerStepRecord {
+  /** Record type. */
   readonly type: 'step';
+  /** Sequence number of the record (1, 2, 3, … without gaps). */
   readonly seq: number;
+  /** Poisson sample rate q of the steps. */
   readonly sampleRate: number;
+  /** The accounted noise multiplier σ of the steps. */
   readonly noiseMultiplier: number;
+  /** Identical steps this record stands for. */
   readonly count: number;
+  /** How the batches were drawn. */
   readonly sampler: LedgerSampler;
+  /** The neighbouring relation the steps are accounted under. */
   readonly adjacency: LedgerAdjacency;
+  /** The noise mode of the steps. */
   readonly noiseMode: LedgerNoiseMode;
+  /** When the record was written (ISO 8601, UTC). */
   readonly time: string;
 }
 
@@ -80,16 +99,25 @@ export interface LedgerStopRecord {
   readonly time: string;
 }
 
+/**
+ * Any line of a ledger file: the header (the run's fixed settings), a step, a note or a stop record
+ * (schemas/ledger.schema.json).
+ */
 export type LedgerRecord = LedgerHeader | LedgerStepRecord | LedgerNoteRecord | LedgerStopRecord;
 
 /** What the caller passes to `appendStep`; sampler/adjacency/noiseMode default to the header config's. */
 export interface LedgerStepInput {
+  /** Poisson sample rate q ∈ (0, 1]. */
   readonly sampleRate: number;
+  /** The accounted noise multiplier σ > 0. */
   readonly noiseMultiplier: number;
   /** Identical steps this record stands for (default 1). */
   readonly count?: number;
+  /** Batch sampler (default: the header config's). */
   readonly sampler?: LedgerSampler;
+  /** Neighbouring relation (default: the header config's). */
   readonly adjacency?: LedgerAdjacency;
+  /** Noise mode (default: the header config's). */
   readonly noiseMode?: LedgerNoiseMode;
 }
 
@@ -152,7 +180,9 @@ export function configHash(config: LedgerConfig): string {
 
 /** The append-only, fsynced privacy ledger. */
 export class PrivacyLedger {
+  /** The ledger file. */
   readonly path: string;
+  /** The ledger's first line: its id, creation time and fixed configuration (with its hash). */
   readonly header: LedgerHeader;
   /** Set when `open` removed a crash-truncated last line. */
   readonly recovered: LedgerRecovery | undefined;

@@ -33,6 +33,7 @@ export function groupSegments(segments: readonly StepSegment[]): StepSegment[] {
   return [...map.values()];
 }
 
+/** Σ count over the segments: the number of steps (not of segments). */
 export function totalSteps(segments: readonly StepSegment[]): number {
   let n = 0;
   for (const s of segments) n += s.count;
@@ -42,13 +43,20 @@ export function totalSteps(segments: readonly StepSegment[]): number {
 /** Base class: keeps the history; subclasses implement the math. */
 export abstract class SegmentHistory {
   #segments: StepSegment[] = [];
+  /**
+   * Adds `count` (default 1) steps with sample rate `step.sampleRate` ∈ (0, 1] and noise multiplier
+   * `step.noiseMultiplier` > 0, merged into the last segment when (q, σ) is the same.
+   * @throws {@link InvalidArgumentError} naming the argument (sampleRate, noiseMultiplier, count); the history is then unchanged.
+   */
   compose(step: { sampleRate: number; noiseMultiplier: number }, count = 1): void {
     this.#segments = appendSegment(this.#segments, { sampleRate: step.sampleRate, noiseMultiplier: step.noiseMultiplier, count });
     this.onCompose();
   }
+  /** The composed history, run-length encoded. */
   get segments(): readonly StepSegment[] {
     return this.#segments;
   }
+  /** Total number of steps composed (not the number of segments). */
   get steps(): number {
     return totalSteps(this.#segments);
   }

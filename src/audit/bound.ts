@@ -137,7 +137,9 @@ export interface EpsilonLowerBound {
   readonly epsilon: number;
   /** The p-value at `epsilon` (< 1 − confidence unless epsilon is 0 and even ε = 0 is not rejected). */
   readonly pValue: number;
+  /** Confidence of the bound, in (0, 1). */
   readonly confidence: number;
+  /** δ of the (ε, δ) claims tested. */
   readonly delta: number;
 }
 

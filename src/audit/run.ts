@@ -71,13 +71,15 @@ export interface AuditOptions {
   readonly learningRate?: number;
   /** The model's per-example loss on real rows (default 'sparseCategoricalCrossentropy'). */
   readonly loss?: BuiltinLossName | PerExampleLossFn;
+  /** Per-example clipping strategy of the DP step (default 'auto', as dpFit). */
   readonly strategy?: ClippingStrategy;
+  /** Largest physical micro-batch (as dpFit's). */
   readonly maxPhysicalBatchSize?: number;
   /** Secure noise mode (default 'gaussian'). */
   readonly noise?: 'gaussian' | 'hardened';
   /** Confidence of the lower bound (default 0.95). */
   readonly confidence?: number;
-  /** k, guesses per side, fixed in advance (default: Bonferroni over {@link DEFAULT_GUESS_FRACTIONS}·M). */
+  /** k, guesses per side, fixed in advance (default: Bonferroni over k = round(f·M), M canaries, for f in 0.01, 0.025, 0.05, 0.1, 0.25, 0.5). */
   readonly guessesPerSide?: number;
   /** Crafted canary gradient norm / C (default 10). */
   readonly canaryGradientScale?: number;
@@ -93,11 +95,15 @@ export interface AuditOptions {
 export interface AuditResult {
   /** ε lower bound at δ with the stated confidence (0 when nothing could be rejected). */
   readonly epsilonAudit: number;
+  /** `epsilonAudit` is a lower bound (with probability ≥ confidence). */
   readonly kind: 'lower';
+  /** Confidence of the lower bound, in (0, 1). */
   readonly confidence: number;
   /** Certified ε (upper bound) of the run as accounted. */
   readonly epsilonCertified: number;
+  /** `epsilonCertified` is an upper bound. */
   readonly certifiedKind: 'upper';
+  /** δ of both ε's. */
   readonly delta: number;
   /** M. */
   readonly canaries: number;
@@ -113,12 +119,17 @@ export interface AuditResult {
   readonly guessesPerSideTested: number[];
   /** epsilonAudit > epsilonCertified: the implementation leaks more than it claims. */
   readonly privacyBug: boolean;
+  /** DP steps trained. */
   readonly steps: number;
+  /** Poisson sample rate q. */
   readonly sampleRate: number;
+  /** Noise multiplier σ used. */
   readonly noiseMultiplier: number;
   /** σ given to the accountant (effective one in hardened mode). */
   readonly accountedNoiseMultiplier: number;
+  /** Clipping bound C. */
   readonly l2NormClip: number;
+  /** The noise source used (mode, whether from a CSPRNG). */
   readonly noise: NoiseDescription;
   /** Names of the insecure hooks that were on (empty for a real audit). */
   readonly insecureTestHooks: string[];
@@ -126,6 +137,7 @@ export interface AuditResult {
   readonly datasetSize: number;
   /** Mean canary score of included / excluded canaries (in units of C per step sampled; diagnostics). */
   readonly meanScoreIncluded: number;
+  /** Mean canary score of excluded canaries (same units). */
   readonly meanScoreExcluded: number;
 }
 

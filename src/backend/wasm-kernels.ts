@@ -22,7 +22,7 @@
  *   the fast transpose then the stock trailing-axis sum; trailing-axis sums go to the stock kernel.
  *
  * Internals relied on (tfjs-backend-wasm 4.22.0, pinned exactly in package.json; items 1–3 and 5 are checked by
- * {@link checkWasmInternals}, run before every enable and by test/backend.test.ts, whose comparisons with the cpu
+ * `checkWasmInternals`, run before every enable and by test/backend.test.ts, whose comparisons with the cpu
  * backend cover the rest):
  * 1. `backend.makeOutput(shape, dtype)` allocates a tensor on the wasm heap and returns its TensorInfo;
  *    `backend.disposeData(dataId)` frees it (decrements its refCount).
@@ -534,7 +534,7 @@ export function wasmFastKernelsEnabled(): boolean {
 
 /**
  * Register (true) or restore (false) the fast wasm kernels. Safe to call repeatedly; affects backend 'wasm' only.
- * Enabling throws if the 'wasm' backend is not initialised or {@link checkWasmInternals} finds a difference (the
+ * Enabling throws if the 'wasm' backend is not initialised or `checkWasmInternals` finds a difference (the
  * stock kernels then stay in place).
  */
 export function setWasmFastKernels(enable: boolean): void {

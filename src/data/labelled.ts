@@ -7,7 +7,9 @@ import { splitByHash, type SplitFractions, type Splits } from './split.ts';
 
 /** One labelled text. `id` names its source (`file:line`, or a corpus id). */
 export interface LabelledText {
+  /** Stable id of the example (the hash split is keyed by it). */
   readonly id: string;
+  /** The text. */
   readonly text: string;
   /** Class index in [0, K). */
   readonly label: number;
@@ -15,6 +17,7 @@ export interface LabelledText {
 
 /** A labelled text, optionally with a second text (sentence-pair tasks: NLI, paraphrase). */
 export interface LabelledExample extends LabelledText {
+  /** Second text of a sentence-pair example. */
   readonly textPair?: string;
 }
 
@@ -33,7 +36,9 @@ export interface LabelledCorpus extends Splits<LabelledExample> {
  * `names[i]`. For files whose labels are already 0..K−1, `raw` is `['0', '1', …]`.
  */
 export interface LabelSpec {
+  /** Class names: class i is `names[i]`. */
   readonly names: readonly string[];
+  /** How class i is written in the source file: `raw[i]`. */
   readonly raw: readonly string[];
 }
 

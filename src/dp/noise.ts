@@ -37,6 +37,7 @@ export interface HardenedGrid {
 
 /** A generator of privacy noise. */
 export interface NoiseSource {
+  /** The noise mode. */
   readonly mode: NoiseMode;
   /** True unless the source is the seeded test stream. */
   readonly secure: boolean;

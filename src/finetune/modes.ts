@@ -26,10 +26,12 @@ import type { LinearFactory, LoraFactoryOptions } from '../models/lora.ts';
 /** The fine-tuning modes. */
 export type FinetuneMode = 'full' | 'top-k' | 'lora' | 'bitfit' | 'head';
 
+/** The fine-tuning modes, in the order the documentation lists them. */
 export const FINETUNE_MODES: readonly FinetuneMode[] = ['full', 'top-k', 'lora', 'bitfit', 'head'];
 
 /** `model.finetune`. */
 export interface FinetuneConfig {
+  /** Which parameters DP-SGD trains. */
   mode: FinetuneMode;
   /** `top-k`: the number k of trainable top encoder layers, 0 ≤ k ≤ N (k = 0: pooler + head). Required for top-k. */
   topK?: number;
@@ -47,6 +49,7 @@ export interface FinetuneConfig {
 
 /** What a mode made trainable. */
 export interface TrainableSummary {
+  /** The fine-tuning mode. */
   mode: FinetuneMode;
   /** Names of the trainable tf variables (the keys of computeClippedGradients' clippedSum). */
   trainableWeights: string[];
@@ -238,6 +241,7 @@ export interface FinetuneModel {
   model: tf.LayersModel;
   /** The frozen bottom (top-k / head with cacheBottom), else null. Run it with {@link cacheBottomOutputs}. */
   bottom: tf.LayersModel | null;
+  /** What is trainable and how many parameters. */
   summary: TrainableSummary;
 }
 

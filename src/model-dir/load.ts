@@ -24,10 +24,13 @@ export const TOKENIZER_CONFIG_FILE = 'tokenizer_config.json';
 export interface ModelDir {
   /** Absolute path of the directory. */
   path: string;
+  /** The registered architecture that reads this config (e.g. BERT). */
   architecture: ArchitectureEntry;
+  /** The parsed config.json. */
   config: EncoderConfig;
   /** Checkpoint tensors by their stored names (PyTorch layout). */
   tensors: Map<string, StoredTensor>;
+  /** The tokenizer from tokenizer.json. */
   tokenizer: BertTokenizer;
   /** tokenizer_config.json ({} if absent). */
   tokenizerConfig: Record<string, unknown>;
@@ -95,8 +98,11 @@ export async function loadModelDir(dir: string): Promise<ModelDir> {
 
 /** A model built from a directory with its weights loaded. */
 export interface LoadedEncoder {
+  /** The directory read. */
   dir: ModelDir;
+  /** The built model with the checkpoint's weights loaded. */
   model: tf.LayersModel;
+  /** Which weights were loaded from the checkpoint, left fresh (e.g. a new head) or unused. */
   report: WeightLoadReport;
 }
 

@@ -36,6 +36,7 @@ export interface SaveModelOptions {
   model: tf.LayersModel | readonly tf.LayersModel[];
   /** The config the model was built from (config.json is written from it). */
   config: EncoderConfig;
+  /** The architecture that names and lays out the weights (e.g. BERT). */
   architecture: ArchitectureEntry;
   /** Directory whose tokenizer.json (+ tokenizer_config.json, vocab.txt, LICENSE, NOTICE) is copied. */
   tokenizerFrom: string;
@@ -45,6 +46,7 @@ export interface SaveModelOptions {
   labels?: readonly string[];
   /** Written to privacy.json as given (the final ε, δ, σ, q, steps, accountant of the run); omitted if undefined. */
   privacy?: Record<string, unknown>;
+  /** Hooks that change what is saved (e.g. LoRA adapters merged into the base kernels). */
   hooks?: SaveHooks;
 }
 

@@ -12,7 +12,9 @@ import { ModelDirError } from './errors.ts';
 
 /** One encoded example. */
 export interface EncodedText {
+  /** Token ids, [CLS] … [SEP] (… [SEP] for a pair). */
   inputIds: number[];
+  /** Segment ids: 0 for the first text, 1 for the second of a pair. */
   tokenTypeIds: number[];
   /** 1 for tokens, 0 for padding. */
   attentionMask: number[];
@@ -32,7 +34,9 @@ export interface EncodeOptions {
 
 /** Options of {@link BertTokenizer.encodeBatch}. */
 export interface EncodeBatchOptions {
+  /** Second texts of a pair task, one per text. */
   textPairs?: readonly string[];
+  /** Longest sequence in tokens, special tokens included; default and maximum: max_position_embeddings. */
   maxLength?: number;
   /** 'longest' (default: the longest sequence of the batch) or a fixed length ≤ maxLength. */
   padTo?: 'longest' | number;
@@ -40,8 +44,11 @@ export interface EncodeBatchOptions {
 
 /** A padded batch as tensors (the caller owns them). */
 export interface EncodedBatch {
+  /** Token ids [B, T] (int32). */
   inputIds: tf.Tensor2D;
+  /** Segment ids [B, T] (int32). */
   tokenTypeIds: tf.Tensor2D;
+  /** 1 for tokens, 0 for padding [B, T]. */
   attentionMask: tf.Tensor2D;
   /** How many examples were truncated. */
   truncatedCount: number;
@@ -67,8 +74,11 @@ export function longestFirstLengths(n1: number, n2: number, budget: number): [nu
 
 /** A BERT-family WordPiece tokenizer with ewtune's truncation and padding. */
 export class BertTokenizer {
+  /** Id of [CLS]. */
   readonly clsId: number;
+  /** Id of [SEP]. */
   readonly sepId: number;
+  /** Id of [PAD]. */
   readonly padId: number;
   /** max_position_embeddings of the model: the longest sequence it can take. */
   readonly maxPositions: number;

@@ -47,6 +47,7 @@ export interface LoraDenseArgs {
   activation?: LinearActivation;
   /** Dropout rate on the adapter's input, in [0, 1); only in training mode. Default 0. */
   dropout?: number;
+  /** Layer name (tfjs default when absent). */
   name?: string;
 }
 
@@ -69,19 +70,34 @@ export function setLoraDropoutRandom(source: RandomSource | null): void {
  * non-trainable), `lora_A` [in, r] and `lora_B` [r, out] (trainable).
  */
 export class LoraDense extends tf.layers.Layer {
+  /** tfjs serialisation class name. */
   static className = 'LoraDense';
+  /** Output width (out). */
   readonly units: number;
+  /** Adapter rank r. */
   readonly rank: number;
+  /** LoRA alpha: the adapter update B·A is scaled by alpha / r. */
   readonly alpha: number;
+  /** Whether the layer has a bias. */
   readonly useBias: boolean;
+  /** Whether the bias is trainable (default false: frozen with the kernel). */
   readonly trainBias: boolean;
+  /** The activation's name ('linear' for none). */
   readonly activationName: LinearActivation;
+  /** Dropout rate on the adapter's input in training mode, in [0, 1). */
   readonly dropoutRate: number;
   /** The activation function object (read by the per-example rule like Dense's `activation`). */
-  readonly activation: { apply(x: tf.Tensor): tf.Tensor } | null;
+  readonly activation: {
+    /** Applies the activation elementwise. */
+    apply(x: tf.Tensor): tf.Tensor;
+  } | null;
+  /** The frozen pre-trained kernel [in, out]. */
   kernel!: tf.LayerVariable;
+  /** The bias [out], or null without one. */
   bias: tf.LayerVariable | null = null;
+  /** Trainable adapter A [in, r] (`lora_A`). */
   loraA!: tf.LayerVariable;
+  /** Trainable adapter B [r, out] (`lora_B`), initialised to zero. */
   loraB!: tf.LayerVariable;
 
   /** @throws InvalidArgumentError for a non-integer units/rank, alpha ≤ 0 or dropout outside [0, 1). */
@@ -208,7 +224,7 @@ tf.serialization.registerClass(LoraDense);
 
 /** Options of {@link loraLinearFactory}. */
 export interface LoraFactoryOptions {
-  /** Adapter rank r. Default {@link DEFAULT_LORA_RANK}. */
+  /** Adapter rank r, a positive integer. Default 8. */
   rank?: number;
   /** LoRA alpha (scale alpha / r). Default: rank. */
   alpha?: number;

@@ -10,9 +10,13 @@ import type { BertBottomOptions, BertBuildOptions } from './bert/model.ts';
 
 /** The fields every encoder config has (architecture configs extend it). */
 export interface EncoderConfig {
+  /** `model_type` of config.json. */
   modelType: string;
+  /** Model width d. */
   hiddenSize: number;
+  /** Number of encoder layers N. */
   numHiddenLayers: number;
+  /** Largest sequence length. */
   maxPositionEmbeddings: number;
   /** Labels of a saved classification head, if any. */
   numLabels: number | undefined;
@@ -42,7 +46,11 @@ export interface ArchitectureEntry<C extends EncoderConfig = EncoderConfig> {
   parseConfig(json: unknown, file: string): C;
   /** Serialises a config back (fields not understood are kept). */
   configToJson(config: C): Record<string, unknown>;
+  /**
+   * Builds the full model (or the top from `options.fromLayer`) for `config`; throws InvalidArgumentError for invalid options.
+   */
   build(config: C, options?: BertBuildOptions): tf.LayersModel;
+  /** Builds the frozen bottom (embeddings and layers before `options.toLayer`) whose outputs feed the top model. */
   buildBottom(config: C, options: BertBottomOptions): tf.LayersModel;
   /** The checkpoint tensor of a layer's weight (local name: kernel, bias, gamma, beta, embeddings), or null. */
   locate(layerName: string, localWeight: string): CheckpointLocation | null;

@@ -37,8 +37,11 @@ export interface AttentionCoreArgs {
  * `numHeads` heads, softmax(q·kᵀ/√(d/h))·v per head, merges the heads back to [B, T, d].
  */
 export class ScaledDotProductAttention extends tf.layers.Layer {
+  /** tfjs serialisation class name. */
   static className = 'ScaledDotProductAttention';
+  /** Number of attention heads h (divides d). */
   readonly numHeads: number;
+  /** Whether position t attends only to positions ≤ t. */
   readonly causal: boolean;
 
   constructor(args: AttentionCoreArgs) {
@@ -90,7 +93,9 @@ export interface PositionEmbeddingArgs {
 
 /** Learned absolute position embeddings: x + P with P of shape [T, d] (T fixed). */
 export class PositionEmbedding extends tf.layers.Layer {
+  /** tfjs serialisation class name. */
   static className = 'PositionEmbedding';
+  /** Sequence length T the learned position table covers. */
   readonly sequenceLength: number;
   /** The table P (read by the DP step's PositionEmbedding rule). */
   positionEmbeddings!: tf.LayerVariable;

@@ -7,12 +7,19 @@ import { Worker } from 'node:worker_threads';
 import { pldEpsilon } from '../accounting/pld/index.ts';
 import type { EpsilonResult, StepSegment } from '../accounting/types.ts';
 
+/** Computes the certified (PLD, upper bound) ε of a composed history, off or on the training thread. */
 export interface CertifiedEvaluator {
+  /**
+   * The PLD ε upper bound of `segments` at `delta` ∈ (0, 1); rejects with InvalidArgumentError on invalid input.
+   */
   epsilon(segments: readonly StepSegment[], delta: number): Promise<EpsilonResult>;
+  /** Releases the evaluator's resources (the worker thread); call once when done. */
   close(): Promise<void>;
 }
 
+/** Options of the certified evaluators. */
 export interface PldEvaluatorOptions {
+  /** PLD grid width h (default 1e-4, {@link DEFAULT_VALUE_DISCRETIZATION_INTERVAL}). */
   valueDiscretizationInterval?: number;
 }
 

@@ -11,6 +11,7 @@ import { assertDelta, assertEpsilon, assertSteps } from '../validate.ts';
 import { InvalidArgumentError } from '../errors.ts';
 import type { CertifiedEvaluator } from './certified-evaluator.ts';
 
+/** Options of {@link PrivacyMonitor}. */
 export interface PrivacyMonitorOptions {
   /** δ at which ε is reported. */
   readonly delta: number;
@@ -20,7 +21,9 @@ export interface PrivacyMonitorOptions {
   readonly plannedSteps: number;
   /** Certified ε at least every this fraction of the planned steps; default 0.01. */
   readonly certifiedEveryFraction?: number;
+  /** Edgeworth order, 1 (default) or 2. */
   readonly edgeworthOrder?: 1 | 2;
+  /** Where the certified ε is computed (e.g. {@link WorkerCertifiedEvaluator}). */
   readonly certified: CertifiedEvaluator;
   /** Called when a certified ε for `step` arrives (possibly after later steps were taken). */
   readonly onCertified?: (step: number, result: EpsilonResult) => void;
@@ -37,6 +40,13 @@ export interface StepPrivacy {
   readonly certifiedRequested: boolean;
 }
 
+/**
+ * The live privacy curve of a run: `record()` composes one step and returns, synchronously, the Edgeworth ε at the
+ * target δ and δ at the target ε (estimates) and the RDP ε (upper bound); certified PLD ε values are computed by the
+ * certified evaluator (`options.certified`) at step 1, every `certifiedEveryFraction` of the planned steps and at `finish()`, and
+ * delivered to `onCertified`. The constructor throws {@link InvalidArgumentError} for an invalid δ, target ε,
+ * plannedSteps or certifiedEveryFraction.
+ */
 export class PrivacyMonitor {
   readonly #edgeworth: EdgeworthAccountant;
   readonly #rdp = new RdpAccountant();
@@ -61,6 +71,7 @@ export class PrivacyMonitor {
     return this.#edgeworth.steps;
   }
 
+  /** The composed history, run-length encoded. */
   get segments(): readonly StepSegment[] {
     return this.#edgeworth.segments;
   }

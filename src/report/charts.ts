@@ -20,6 +20,13 @@ export interface EpsilonDeltaPoint {
   readonly series: string;
 }
 
+/** One point of a δ-vs-step series: δ at a fixed ε after `step` steps. */
+export interface DeltaPoint {
+  readonly step: number;
+  readonly delta: number;
+  readonly series: string;
+}
+
 async function renderSvg(spec: TopLevelSpec): Promise<string> {
   const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
   try {
@@ -61,6 +68,36 @@ export function epsilonVsStepSvg(points: readonly EpsilonPoint[], options: { del
         : []),
     ],
   } as TopLevelSpec;
+  return renderSvg(spec);
+}
+
+/**
+ * δ at a fixed ε after each step, δ on a log axis (values ~1e-6 stay readable), one line per series; `budgetDelta`
+ * (the run's target δ) is drawn as a dashed rule. Non-finite and non-positive δ are left out (no log).
+ */
+export function deltaVsStepSvg(points: readonly DeltaPoint[], options: { epsilon: number; title?: string; budgetDelta?: number }): Promise<string> {
+  const values = points.filter((p) => Number.isFinite(p.delta) && p.delta > 0);
+  const y = { field: 'delta', type: 'quantitative', title: 'δ', scale: { type: 'log' }, axis: { format: '.0e' } } as const;
+  const spec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: options.title ?? `Privacy spent: δ at ε = ${options.epsilon}`,
+    width: 560,
+    height: 320,
+    layer: [
+      {
+        data: { values },
+        mark: { type: 'line', interpolate: 'step-after' },
+        encoding: {
+          x: { field: 'step', type: 'quantitative', title: 'step' },
+          y,
+          color: { field: 'series', type: 'nominal', title: null, legend: { orient: 'bottom-right', labelLimit: 400 } },
+        },
+      },
+      ...(options.budgetDelta !== undefined && options.budgetDelta > 0
+        ? [{ data: { values: [{ delta: options.budgetDelta }] }, mark: { type: 'rule', strokeDash: [6, 4], color: '#b00' }, encoding: { y } }]
+        : []),
+    ],
+  } as unknown as TopLevelSpec;
   return renderSvg(spec);
 }
 

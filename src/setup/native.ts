@@ -136,7 +136,9 @@ export interface NativeSetupOptions {
 
 /** What {@link setupNative} did. */
 export interface NativeSetupResult {
+  /** Which TensorFlow build: CPU (`@tensorflow/tfjs-node`) or GPU (`@tensorflow/tfjs-node-gpu`). */
   readonly variant: 'cpu' | 'gpu';
+  /** The npm package placed (`@tensorflow/tfjs-node` or `@tensorflow/tfjs-node-gpu`). */
   readonly npmPackage: string;
   /** True when the binding was built in this call (false: the cached build matched the stamp). */
   readonly built: boolean;

@@ -138,6 +138,7 @@ function assertArtifactPath(path: string): void {
 
 /** Typed client for one tracking server. Methods reject with {@link MlflowError} on failure. */
 export class MlflowClient {
+  /** The HTTP transport (node:http/https with auth, TLS, proxy and retries). */
   readonly transport: HttpTransport;
 
   constructor(transport: HttpTransport) {
@@ -217,6 +218,9 @@ export class MlflowClient {
     return toRun(r.run).info;
   }
 
+  /**
+   * The run's info, params, tags and latest metrics (`runs/get`). Rejects with {@link MlflowError} (e.g. RESOURCE_DOES_NOT_EXIST).
+   */
   async getRun(runId: string, signal?: AbortSignal): Promise<Run> {
     const r = await this.call<{ run: unknown }>('GET', 'runs/get', { run_id: runId }, signal);
     return toRun(r.run);
@@ -243,7 +247,7 @@ export class MlflowClient {
 
   /**
    * Logs metrics, params and tags, split into as many `runs/log-batch` requests as MLflow's limits require (see
-   * {@link chunkLogBatch}). Everything is validated before the first request (InvalidArgumentError). Resending a
+   * `chunkLogBatch`). Everything is validated before the first request (InvalidArgumentError). Resending a
    * metric with the same key/timestamp/step/value is a no-op on the SQL store, so a retried batch does not duplicate.
    */
   async logBatch(runId: string, batch: LogBatch, signal?: AbortSignal): Promise<{ requests: number }> {
@@ -255,16 +259,28 @@ export class MlflowClient {
     return { requests: chunks.length };
   }
 
+  /**
+   * Logs one metric point (`runs/log-metric`). Throws {@link InvalidArgumentError} before sending for a key MLflow
+   * would refuse, a non-finite value or a non-integer step/timestamp; rejects with {@link MlflowError} on a server error.
+   */
   async logMetric(runId: string, metric: Metric, signal?: AbortSignal): Promise<void> {
     assertMetric('metric', metric);
     await this.call('POST', 'runs/log-metric', { run_id: runId, key: metric.key, value: metric.value, timestamp: metric.timestamp, step: metric.step }, signal);
   }
 
+  /**
+   * Logs one param (`runs/log-parameter`; params are immutable: a different value for the same key is a 400).
+   * Throws {@link InvalidArgumentError} for an invalid key or a value over 6000 characters; rejects with {@link MlflowError}.
+   */
   async logParam(runId: string, key: string, value: string, signal?: AbortSignal): Promise<void> {
     assertParam('param', { key, value });
     await this.call('POST', 'runs/log-parameter', { run_id: runId, key, value }, signal);
   }
 
+  /**
+   * Sets one tag (`runs/set-tag`). Throws {@link InvalidArgumentError} for an invalid key or a value over 8000 characters;
+   * rejects with {@link MlflowError}.
+   */
   async setTag(runId: string, key: string, value: string, signal?: AbortSignal): Promise<void> {
     assertTag('tag', { key, value });
     await this.call('POST', 'runs/set-tag', { run_id: runId, key, value }, signal);

@@ -157,7 +157,7 @@ export interface ReplayResult extends PushResult {
 }
 
 /**
- * Pushes a run directory to `client`'s server: marks a crashed last session FAILED (see liveness.ts), ensures the server run (see {@link ensureRemoteRun}), sends the
+ * Pushes a run directory to `client`'s server: marks a crashed last session FAILED (see liveness.ts), ensures the server run (see `ensureRemoteRun` in replay.ts), sends the
  * unacknowledged part of the spool, applies the run end, uploads artifacts/. A second replay to the same server adds
  * nothing (same run, cursor at the end, artifacts overwritten with identical content).
  */

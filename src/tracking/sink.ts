@@ -20,6 +20,7 @@ import type { MlflowClient, RunInfo, RunStatus } from './mlflow-client.ts';
 import { ensureRemoteRun, pushSpool, uploadArtifacts } from './replay.ts';
 import { ARTIFACTS_DIR, SpoolWriter, initRunDir, readCursor, type RemoteRun } from './spool.ts';
 
+/** Options of {@link TrackingSink.open}. */
 export interface TrackingSinkOptions {
   /** Run directory (created if missing; an existing one is appended to). */
   readonly runDir: string;
@@ -37,6 +38,7 @@ export interface TrackingSinkOptions {
   readonly flushThreshold?: number;
   /** First/maximum wait between send attempts while the server fails, ms (default 1000 / 10000). */
   readonly retryInitialMs?: number;
+  /** Maximum wait between send attempts while the server fails, ms (default 10000). */
   readonly retryMaxMs?: number;
   /** Timeout of each background request, ms (default 15000). */
   readonly requestTimeoutMs?: number;
@@ -64,6 +66,7 @@ export interface FlushResult {
   readonly pendingBytes: number;
 }
 export interface CloseResult extends FlushResult {
+  /** The run directory (spool, cursor, artifacts/). */
   readonly runDir: string;
   readonly remote?: RemoteRun;
   /** Artifact paths uploaded at close (relative to artifacts/). */
@@ -81,8 +84,18 @@ export interface SinkStats {
 
 const END_STATUSES: ReadonlySet<string> = new Set(['FINISHED', 'KILLED', 'FAILED']);
 
+/**
+ * The training loop's only door to MLflow: `record()` (synchronous, O(1)) appends a metric point to the run
+ * directory's spool, and a background sender pushes the spool to the server in batches, retrying while it is down
+ * (exactly-once as seen by `metrics/get-history`). Without a client it writes the local run directory only (push it
+ * later with {@link replayRunDir}). Open one with {@link TrackingSink.open}; end it with `close({ status })`. An invalid
+ * key or a non-integer step throws {@link InvalidArgumentError} at the call site; network problems are never thrown
+ * into training.
+ */
 export class TrackingSink {
+  /** The run directory (spool, cursor, artifacts/). */
   readonly runDir: string;
+  /** Counters of points recorded, skipped (non-finite) and sent, for diagnostics and benchmarks. */
   readonly stats: SinkStats = { recorded: 0, nonFiniteSkipped: 0, sendAttempts: 0, sendFailures: 0, requests: 0 };
   private readonly options: TrackingSinkOptions;
   private readonly writer: SpoolWriter;

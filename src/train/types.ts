@@ -7,11 +7,16 @@ import type { StepSegment } from '../accounting/types.ts';
 import type { CertifiedEpsilonFn } from '../budget/index.ts';
 
 /** A model dpFit can train: a tfjs-layers model, or a core-ops `{ variables, predict }` model. */
-export type TrainableModel = ClippableModel & { stopTraining?: boolean };
+export type TrainableModel = ClippableModel & {
+  /** Set to true (e.g. from a callback) to stop after the current step, as tfjs' model.stopTraining. */
+  stopTraining?: boolean;
+};
 
 /** Training data: x (one tensor or one per model input) and y, first axis = examples. */
 export interface DpData {
+  /** Inputs: one tensor, or one per model input; first axis = examples (N). */
   readonly x: tf.Tensor | tf.Tensor[];
+  /** Targets, first axis = examples (N), e.g. integer class ids [N] for sparseCategoricalCrossentropy. */
   readonly y: tf.Tensor;
 }
 
@@ -22,16 +27,27 @@ export type StopReason = 'completed' | 'budget' | 'max-steps' | 'max-epochs' | '
 export interface StepRecord {
   /** 0-based index of this step over the whole (possibly resumed) run. */
   readonly step: number;
+  /** Poisson sample rate q of the step. */
   readonly sampleRate: number;
   /** The noise multiplier the accountant must use (effective one in hardened mode). */
   readonly noiseMultiplier: number;
+  /** One step per record. */
   readonly count: 1;
+  /**
+   * How the batch was drawn: 'poisson' (accounted as such) or 'shuffle' (recorded, not a valid Poisson guarantee).
+   */
   readonly sampler: SamplerName;
+  /** Neighbouring datasets differ by adding or removing one example. */
   readonly adjacency: 'add-remove';
+  /** The noise source's mode ('gaussian', 'hardened', or the tests-only 'insecure-seeded'). */
   readonly noiseMode: NoiseMode;
+  /** Whether the noise came from a CSPRNG (false only for the tests-only insecure mode). */
   readonly noiseSecure: boolean;
+  /** Per-example clipping bound C. */
   readonly l2NormClip: number;
+  /** Expected logical batch size (q·N). */
   readonly expectedBatchSize: number;
+  /** Realised (Poisson) batch size of the step. */
   readonly batchSize: number;
 }
 
@@ -41,6 +57,7 @@ export interface StepRecord {
  * src/accounting/ledger.ts's PrivacyLedger implements it (its appendStep takes the fields it knows and ignores the rest).
  */
 export interface StepLedger {
+  /** Records one step durably; dpFit awaits the result before it applies the step's update. */
   appendStep(record: StepRecord): Promise<unknown> | unknown;
   /**
    * Optional stop record, written only when the budget is exhausted (reason 'budget'): a ledger may refuse steps
@@ -55,15 +72,21 @@ export interface StepLedger {
 
 /** Information passed to the step hook after a step's record is durable and before its update is applied. */
 export interface StepInfo {
+  /** 0-based index of the step over the whole (possibly resumed) run. */
   readonly step: number;
+  /** 0-based epoch of this call. */
   readonly epoch: number;
+  /** Poisson sample rate q of the step. */
   readonly sampleRate: number;
+  /** The accounted noise multiplier σ of the step. */
   readonly noiseMultiplier: number;
+  /** Expected logical batch size (q·N). */
   readonly expectedBatchSize: number;
   /** Realised (Poisson) batch size. */
   readonly batchSize: number;
   /** Mean per-example loss over the realised batch (NaN for an empty batch). */
   readonly lossMean: number;
+  /** Examples whose gradient was non-finite (they contributed zero). */
   readonly nonFiniteCount: number;
   /** With an ε budget: steps of this (q, σ) still allowed by the budget, this one included. */
   readonly budgetRemainingSteps?: number;
@@ -89,11 +112,25 @@ export interface DpFitArgs {
    * Calibrate σ for this target over the planned steps (certified PLD by default; calibrateNoiseMultiplier
    * guarantees ε(σ) ≤ target). Unless `budget.epsilon` is given, the target also becomes the budget stop.
    */
-  readonly target?: { readonly epsilon: number; readonly delta: number; readonly accountant?: 'pld' | 'rdp' };
+  readonly target?: {
+    /** Target ε > 0 (natural-log units). */
+    readonly epsilon: number;
+    /** δ ∈ (0, 1) of the target. */
+    readonly delta: number;
+    /** Certified accountant for the calibration: 'pld' (default) or 'rdp'. */
+    readonly accountant?: 'pld' | 'rdp';
+  };
   /** An optimizer instance or the name of a tf.train optimizer ('sgd', 'adam', ...) with `learningRate`. */
   readonly optimizer: tf.Optimizer | 'sgd' | 'adam' | 'momentum' | 'rmsprop' | 'adagrad';
+  /** Learning rate for a named optimizer; default 0.01 for 'sgd' and 'momentum', 0.001 otherwise. */
   readonly learningRate?: number;
+  /**
+   * A built-in loss name (Keras semantics, on probabilities) or a per-example loss function returning shape [B].
+   */
   readonly loss: BuiltinLossName | PerExampleLossFn;
+  /**
+   * How per-example gradients are clipped: 'auto' (default), 'ghost', 'materialise' or 'naive' (see the README's dpFit table).
+   */
   readonly strategy?: ClippingStrategy;
   /** tfjs callbacks (tf.Callback / CustomCallback instances or plain objects with onBatchEnd etc.). */
   readonly callbacks?: DpCallback | DpCallback[];
@@ -121,41 +158,72 @@ export interface DpFitArgs {
 
 /** The budget of a run (see DpFitArgs.budget). */
 export interface DpBudget {
+  /** ε budget > 0: the step whose certified ε at `delta` would exceed it is never taken. */
   readonly epsilon?: number;
+  /** δ ∈ (0, 1) at which the budget's ε is certified (required with `epsilon`). */
   readonly delta?: number;
   /** Certified accountant for the stop: 'pld' (default) or 'rdp'. */
   readonly accountant?: 'pld' | 'rdp';
   /** Override of the certified ε function (must return an upper bound). */
   readonly certifiedEpsilon?: CertifiedEpsilonFn;
+  /** Cap on the total number of steps in the history (resumed ones included); a stop, not an error. */
   readonly maxSteps?: number;
+  /** Cap on the epochs of this call; a stop, not an error. */
   readonly maxEpochs?: number;
 }
 
 /** A callback accepted by dpFit: tfjs BaseCallback-like or a plain object of hooks. */
 export interface DpCallback {
+  /**
+   * Called once before training with `{ epochs, steps (per epoch), samples, batchSize, doValidation, metrics }`.
+   */
   setParams?(params: Record<string, unknown>): void;
+  /** Called once before training with the model being trained. */
   setModel?(model: unknown): void;
+  /** Called once before the first step. */
   onTrainBegin?(logs?: Record<string, number>): unknown;
+  /** Called once after the last step, with the final `epsilon` (estimate) and `epsilonCertified` when known. */
   onTrainEnd?(logs?: Record<string, number>): unknown;
+  /** Called at the start of each epoch (0-based). */
   onEpochBegin?(epoch: number, logs?: Record<string, number>): unknown;
+  /** Called after each epoch (0-based) with the epoch's mean `loss` and the last `epsilon` estimate. */
   onEpochEnd?(epoch: number, logs?: Record<string, number>): unknown;
+  /** Called before each step with the batch index in the epoch and the sampled batch `size`. */
   onBatchBegin?(batch: number, logs?: Record<string, number>): unknown;
+  /**
+   * Called after each step (its record durable, its update applied) with numeric logs: `loss`, `size`, `step` (0-based),
+   * `sampleRate`, `noiseMultiplier` (the accounted σ), `nonFiniteCount`, and `epsilon` when an accountant is given.
+   */
   onBatchEnd?(batch: number, logs?: Record<string, number>): unknown;
 }
 
 /** What dpFit returns (History-like). */
 export interface DpHistory {
+  /** Epochs run (0-based), as model.fit's History. */
   readonly epoch: number[];
+  /** Per-epoch logs: mean `loss` and, with an accountant, `epsilon`. */
   readonly history: Record<string, number[]>;
+  /** Why training ended (a stop is not an error). */
   readonly stopReason: StopReason;
   /** Steps taken in this call. */
   readonly stepsTaken: number;
   /** Total steps in the ledger/accountant history (resumed ones included). */
   readonly totalSteps: number;
-  readonly epsilon: { readonly estimate?: number; readonly certified?: number; readonly delta?: number };
+  /** The final ε's. */
+  readonly epsilon: {
+    /** Final ε estimate from `accountant` at `delta`, when one was given. */
+    readonly estimate?: number;
+    /** Final certified ε (upper bound) at the budget's δ, when a budget was given. */
+    readonly certified?: number;
+    /** The δ of these ε. */
+    readonly delta?: number;
+  };
   /** The noise multiplier used (calibrated when `target` was given) and the one accounted (hardened: effective). */
   readonly noiseMultiplier: number;
+  /** The noise multiplier the accountant used (the effective one in hardened mode). */
   readonly accountedNoiseMultiplier: number;
+  /** The batch sampler used. */
   readonly sampler: SamplerName;
+  /** Layers whose per-example gradients went through the naive loop (empty when fully vectorised). */
   readonly fallbackLayers: string[];
 }

@@ -1,6 +1,7 @@
 /**
  * Headless Debian Chromium driven by puppeteer-core: opens an MLflow run's "Model metrics" page, waits
- * until the named charts have drawn their line traces, and saves a screenshot.
+ * until the named charts have drawn their line traces, and saves a screenshot; opens an HTML artifact in the
+ * run's Artifacts tab and reads the document MLflow renders in its iframe.
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -18,7 +19,17 @@ export interface ChartCheck {
   readonly titles: string[];
   /** For each requested metric key: vertices of its drawn line (plotly drops collinear points; 0 if not drawn). */
   readonly pointsByKey: Record<string, number>;
+  /** For each requested metric key: the y-axis tick labels of its chart, as drawn (e.g. ["−80", "−60"]). */
+  readonly yTicksByKey: Record<string, string[]>;
   readonly screenshot: string;
+}
+
+function launchChromium() {
+  return puppeteer.launch({
+    executablePath: chromiumPath(),
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+  });
 }
 
 export async function screenshotRunCharts(options: {
@@ -29,11 +40,7 @@ export async function screenshotRunCharts(options: {
   screenshotPath: string;
   timeoutMs?: number;
 }): Promise<ChartCheck> {
-  const browser = await puppeteer.launch({
-    executablePath: chromiumPath(),
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
-  });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage();
     await page.setViewport({ width: 1400, height: 1100 });
@@ -53,17 +60,79 @@ export async function screenshotRunCharts(options: {
     const result = await page.evaluate((keys: string[]) => {
       const titles = [...new Set([...document.querySelectorAll('*')].filter((e) => e.children.length === 0 && keys.some((k) => e.textContent === k)).map((e) => e.textContent ?? ''))];
       const pointsByKey: Record<string, number> = {};
+      const yTicksByKey: Record<string, string[]> = {};
       for (const k of keys) {
         // Each chart card's legend names its series "<run name> (<key>)".
         const plot = [...document.querySelectorAll('.js-plotly-plot')].find((p) => (p.parentElement?.parentElement?.parentElement?.textContent ?? '').includes(`(${k})`));
         const d = plot?.querySelector('.scatterlayer .trace .lines path.js-line')?.getAttribute('d') ?? '';
         pointsByKey[k] = d ? (d.match(/L/g) ?? []).length + 1 : 0;
+        yTicksByKey[k] = [...(plot?.querySelectorAll('.ytick text') ?? [])].map((t) => t.textContent ?? '');
       }
-      return { titles, pointsByKey };
+      return { titles, pointsByKey, yTicksByKey };
     }, [...options.metricKeys]);
     mkdirSync(dirname(options.screenshotPath), { recursive: true });
     await page.screenshot({ path: options.screenshotPath as `${string}.png`, fullPage: true });
     return { ...result, screenshot: options.screenshotPath };
+  } finally {
+    await browser.close();
+  }
+}
+
+/** What the MLflow artifact viewer showed for one HTML artifact (rendered in a sandboxed iframe). */
+export interface ArtifactViewCheck {
+  /** The artifact document's `<h1>`. */
+  readonly heading: string;
+  /** `<svg>` charts in the artifact document. */
+  readonly svgCount: number;
+  /** Text of every chart's axis tick labels in the artifact document (vega's `role-axis-label` marks). */
+  readonly axisLabels: string[];
+  readonly screenshot: string;
+}
+
+/**
+ * Opens the run's Artifacts tab on `artifactPath` (an .html artifact), waits until the file tree lists it, the
+ * loading placeholders are gone and the viewer's iframe holds a document with at least one `<svg>`; saves a screenshot
+ * of the viewport (the tab as a user sees it).
+ */
+export async function screenshotHtmlArtifact(options: {
+  trackingUri: string;
+  experimentId: string;
+  runId: string;
+  artifactPath: string;
+  screenshotPath: string;
+  timeoutMs?: number;
+}): Promise<ArtifactViewCheck> {
+  const timeout = options.timeoutMs ?? 60_000;
+  const browser = await launchChromium();
+  try {
+    const page = await browser.newPage();
+    await page.setViewport({ width: 1400, height: 1100 });
+    const url = `${options.trackingUri.replace(/\/$/, '')}/#/experiments/${options.experimentId}/runs/${options.runId}/artifacts/${options.artifactPath}`;
+    await page.goto(url, { waitUntil: 'networkidle0', timeout });
+    const name = options.artifactPath.split('/').pop() as string;
+    await page.waitForFunction(
+      (file: string) => {
+        const frame = document.querySelector('iframe');
+        const box = frame?.getBoundingClientRect();
+        return !!box && box.width > 100 && box.height > 100 && document.body.innerText.includes(file)
+          && !document.querySelector('[class*="keleton"]');
+      },
+      { timeout, polling: 250 },
+      name,
+    );
+    const handle = await page.$('iframe');
+    const frame = await handle?.contentFrame();
+    if (!frame) throw new Error(`the artifact viewer of ${options.artifactPath} has no iframe document`);
+    await frame.waitForFunction(() => document.querySelectorAll('svg').length > 0, { timeout, polling: 250 });
+    const seen = await frame.evaluate(() => ({
+      heading: document.querySelector('h1')?.textContent ?? '',
+      svgCount: document.querySelectorAll('svg').length,
+      axisLabels: [...document.querySelectorAll('svg .role-axis-label text')].map((t) => t.textContent ?? ''),
+    }));
+    await page.mouse.move(0, 0);
+    mkdirSync(dirname(options.screenshotPath), { recursive: true });
+    await page.screenshot({ path: options.screenshotPath as `${string}.png` });
+    return { ...seen, screenshot: options.screenshotPath };
   } finally {
     await browser.close();
   }

@@ -30,6 +30,7 @@ export { uniformEdgeworthError, standardisedMoments, epsilonBounds, deltaBounds 
 /** Which neighbouring directions enter the answer: both (add/remove adjacency, the default) or one. */
 export type EdgeworthDirections = 'both' | NeighbourDirection;
 
+/** Options of {@link EdgeworthAccountant}, {@link edgeworthEpsilon} and {@link edgeworthDelta}. */
 export interface EdgeworthOptions {
   /** Edgeworth order: 1 (default, EW-Tune's) or 2. */
   readonly order?: EdgeworthOrder;
@@ -229,7 +230,9 @@ export function edgeworthDelta(segments: readonly StepSegment[], epsilon: number
 export class EdgeworthAccountant extends SegmentHistory implements PrivacyAccountant {
   readonly name: AccountantName = 'edgeworth';
   readonly kind: BoundKind = 'estimate';
+  /** Edgeworth order, 1 or 2. */
   readonly order: EdgeworthOrder;
+  /** Which neighbouring directions enter ε. */
   readonly directions: EdgeworthDirections;
   #composed: ComposedHistory | undefined;
 

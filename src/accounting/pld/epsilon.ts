@@ -23,6 +23,10 @@ export interface PldOptions {
   readonly valueDiscretizationInterval?: number;
 }
 
+/**
+ * Default width h = 1e-4 of the PLD's privacy-loss grid (pessimistic discretisation): the certified ε of ewtune's
+ * PLD accountant, calibration and budget stop, unless `valueDiscretizationInterval` is given.
+ */
 export const DEFAULT_VALUE_DISCRETIZATION_INTERVAL = 1e-4;
 /** Tail mass cut from the composed window (goes to δ), as dp_accounting's default. */
 export const TAIL_MASS_TRUNCATION = 1e-15;

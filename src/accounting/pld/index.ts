@@ -44,6 +44,7 @@ export { pmfDeltaForEpsilon, pmfEpsilonForDelta, type DiscretePld } from './pmf.
 export class PldAccountant extends SegmentHistory implements PrivacyAccountant {
   readonly name = 'pld' as const;
   readonly kind = 'upper' as const;
+  /** Width h of the privacy-loss grid (default 1e-4). */
   readonly valueDiscretizationInterval: number;
 
   /** @param options.valueDiscretizationInterval grid width h of the privacy loss (default 1e-4). */

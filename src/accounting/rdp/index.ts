@@ -15,6 +15,9 @@ export * from './orders.ts';
 export * from './subsampled-gaussian.ts';
 export * from './conversion.ts';
 
+/**
+ * Options of {@link RdpAccountant}, {@link rdpEpsilon} and {@link rdpDelta} (defaults as Opacus' RDP accountant, with the improved conversion).
+ */
 export interface RdpOptions {
   /** RDP orders α > 1; default Opacus' DEFAULT_ALPHAS. */
   readonly orders?: readonly number[];
@@ -133,6 +136,7 @@ export class RdpAccountant extends SegmentHistory implements PrivacyAccountant {
     return this.#options.orders;
   }
 
+  /** The RDP → (ε, δ) conversion in use. */
   get conversion(): RdpConversion {
     return this.#options.conversion;
   }

@@ -30,7 +30,7 @@ export const FUNCTION_MODEL_LABEL = '<function model>';
  *   per layer by cost and memory, clipped sum by book-keeping); weightless layers (attention cores, activations, pooling, add,
  *   reshape...) are called as tfjs calls them; any other layer with trainable weights, or a layer called more than
  *   once, uses the per-example loop for its own weights (listed in `fallbackLayers`, console.warn once per model).
- * - A {@link FunctionModel} uses the per-example loop.
+ * - A `{ variables, predict }` model written with tfjs-core ops (`FunctionModel`) uses the per-example loop.
  * - Frozen weights (trainable = false) get no entry and no extra work.
  * - The forward pass is a training pass: dropout is on (each example its own mask, from TF.js's random ops: not
  *   privacy noise, and DP holds whatever the masks), as in model.fit; masks (e.g. Embedding maskZero) propagate as

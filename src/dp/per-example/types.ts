@@ -45,6 +45,10 @@ export type ClippableModel = tf.LayersModel | FunctionModel;
 /** The model input: one tensor, or one per model input (functional models with several inputs). */
 export type ModelInput = tf.Tensor | tf.Tensor[];
 
+/**
+ * What {@link computeClippedGradients} returns for one physical batch: the clipped gradient sum per variable (not
+ * averaged, no noise), the per-example norms before clipping, the loss sum and the examples that were skipped.
+ */
 export interface ClippedGradientResult {
   /**
    * Σ_i c_i·g_i for every trainable variable, keyed by variable name (c_i = min(1, C/‖g_i‖)); examples with a

@@ -9,19 +9,25 @@ const ACTIVATIONS: Record<string, BertActivation> = {
   gelu: 'gelu', gelu_new: 'gelu_new', gelu_pytorch_tanh: 'gelu_new', relu: 'relu', tanh: 'tanh', silu: 'swish', swish: 'swish',
 };
 
+/** A BERT-family config.json, parsed and validated ({@link parseBertConfig}), in camelCase. */
 export interface BertConfig {
   /** `model_type` ('bert'). */
   modelType: string;
+  /** Word-piece vocabulary size (`vocab_size`). */
   vocabSize: number;
   /** Model width d. */
   hiddenSize: number;
+  /** Number of encoder layers N (`num_hidden_layers`). */
   numHiddenLayers: number;
+  /** Attention heads per layer (`num_attention_heads`); divides hiddenSize. */
   numAttentionHeads: number;
   /** FFN width. */
   intermediateSize: number;
   /** Largest sequence length (number of position embeddings). */
   maxPositionEmbeddings: number;
+  /** Number of token types (segment ids; `type_vocab_size`). */
   typeVocabSize: number;
+  /** LayerNorm ε (`layer_norm_eps`). */
   layerNormEps: number;
   /** FFN activation (tfjs name). */
   hiddenAct: BertActivation;
@@ -31,6 +37,7 @@ export interface BertConfig {
   attentionProbsDropoutProb: number;
   /** Std-dev of the normal initialiser of fresh weights (head, random models). */
   initializerRange: number;
+  /** Id of the padding token (`pad_token_id`). */
   padTokenId: number;
   /** Number of labels of a classification head stored in the config (`id2label` / `num_labels`), if any. */
   numLabels: number | undefined;

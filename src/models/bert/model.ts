@@ -28,16 +28,24 @@ import { BertAttentionMaskBias, BertClsToken, BertMaskedMeanPooling, BertPositio
 
 /** Arguments every Linear layer is created with. `activation` is a tfjs activation name ('gelu', 'tanh', 'softmax'). */
 export interface LinearArgs {
+  /** Layer name: the Hugging Face module path (e.g. `encoder.layer.0.attention.self.query`). */
   name: string;
+  /** Output width. */
   units: number;
+  /** Whether the layer has a bias. */
   useBias: boolean;
+  /** tfjs activation name; absent: linear. */
   activation?: string;
 }
 
 /** Makes one Linear layer; substitute to wrap Linears (e.g. LoRA). */
 export type LinearFactory = (args: LinearArgs) => tf.layers.Layer;
 
+/**
+ * How a sequence becomes one vector: `mean` over the attention mask, or `cls` (the HF pooler on the [CLS] token).
+ */
 export type BertPooling = 'mean' | 'cls';
+/** What the built model outputs: `probabilities` [B, numLabels], `pooled` [B, d] or `hidden` [B, T, d]. */
 export type BertOutput = 'probabilities' | 'pooled' | 'hidden';
 
 /** Options of {@link buildBert}. */
@@ -64,9 +72,13 @@ export interface BertBuildOptions {
 export interface BertBottomOptions {
   /** Layers 0..toLayer−1 are included; toLayer ∈ [0, N]. */
   toLayer: number;
+  /** Sequence length T of the inputs; default null (any T ≤ max_position_embeddings). */
   sequenceLength?: number | null;
+  /** Dropout as configured (default true); false builds no dropout layers. */
   dropout?: boolean;
+  /** Factory of every Linear layer (default: tf.layers.dense). */
   linear?: LinearFactory;
+  /** Model name (default `bert_bottom_<toLayer>`). */
   name?: string;
 }
 
