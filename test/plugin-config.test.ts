@@ -34,7 +34,10 @@ describe('plugin manifest and configuration', () => {
     };
     assert.equal(manifest.name, 'ewtune');
     assert.equal(manifest.version, EWTUNE_VERSION);
-    for (const p of [manifest.entry, manifest.configSchema, ...Object.values(manifest.schemas)]) assert.ok(existsSync(p), p);
+    // The entry is the compiled plugin module (dist/ exists once built; the consumer test checks it in the installed package).
+    const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { exports: Record<string, Record<string, string>> };
+    assert.equal(manifest.entry, pkg.exports['./plugin'].default);
+    for (const p of [manifest.configSchema, ...Object.values(manifest.schemas)]) assert.ok(existsSync(p), p);
     assert.deepEqual(Object.fromEntries(Object.entries(manifest.metrics).map(([k, v]) => [k, v.kind])), METRIC_KINDS);
   });
 

@@ -1,28 +1,17 @@
 /** Shared CLI helpers: typed usage errors (exit 2) and flag parsing that names the flag in every message. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { UsageError } from './command.ts';
 import { InvalidArgumentError } from '../errors.ts';
 import { assertAccountantName } from '../accounting/factory.ts';
 import type { AccountantName } from '../accounting/types.ts';
 
-/** A bad command line: the CLI prints the message and exits with code 2. */
-export class UsageError extends Error {}
+export { UsageError, type CliCommand, type CliIo } from './command.ts';
 
-/** Where a command writes; injectable for tests. */
-export interface CliIo {
-  out(text: string): void;
-  err(text: string): void;
-}
-
-/** One subcommand. Register new ones in src/cli/commands/index.ts. */
-export interface CliCommand {
-  readonly name: string;
-  readonly summary: string;
-  readonly usage: string;
-  run(argv: string[], io: CliIo): Promise<number>;
-}
+/** What {@link parseFlags} returns for an option table `T` (named so the declaration files can spell it). */
+export type ParsedFlags<T extends NonNullable<ParseArgsConfig['options']>> = ReturnType<typeof parseArgs<{ args: string[]; options: T; strict: true; allowPositionals: boolean }>>;
 
 /** parseArgs in strict mode; unknown flags and missing values become UsageError. */
-export function parseFlags<T extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: T, allowPositionals = false) {
+export function parseFlags<T extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: T, allowPositionals = false): ParsedFlags<T> {
   try {
     return parseArgs({ args: argv, options, strict: true, allowPositionals });
   } catch (err) {

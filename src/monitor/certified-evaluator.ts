@@ -7,6 +7,15 @@ import { Worker } from 'node:worker_threads';
 import { pldEpsilon } from '../accounting/pld/index.ts';
 import type { EpsilonResult, StepSegment } from '../accounting/types.ts';
 
+/**
+ * The worker thread's entry. Compiled (dist/), it is the worker module itself. From the TypeScript sources (tests,
+ * benches, under tsx) it is a plain-JS entry that registers tsx in the worker thread first: a worker's
+ * `--import tsx` execArgv is not honoured by every Node 20 release.
+ */
+const CERTIFIED_WORKER_URL = import.meta.url.endsWith('.ts')
+  ? new URL('./certified-worker-entry.mjs', import.meta.url)
+  : new URL('./certified-worker.js', import.meta.url);
+
 /** Computes the certified (PLD, upper bound) ε of a composed history, off or on the training thread. */
 export interface CertifiedEvaluator {
   /**
@@ -42,8 +51,7 @@ export class WorkerCertifiedEvaluator implements CertifiedEvaluator {
   #dead: Error | undefined;
 
   constructor(private readonly options: PldEvaluatorOptions = {}) {
-    // The sources are TypeScript run through tsx: the JS entry registers the loader in the worker thread.
-    this.#worker = new Worker(new URL('./certified-worker-entry.mjs', import.meta.url));
+    this.#worker = new Worker(CERTIFIED_WORKER_URL);
     this.#worker.unref();
     this.#worker.on('message', (msg: { id: number; result?: EpsilonResult; error?: string }) => {
       const p = this.#pending.get(msg.id);

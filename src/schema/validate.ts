@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { packagePath } from '../package-root.ts';
 
 /** The outcome of one validation: ok, or a list of messages each naming the field by its JSON path. */
 export type SchemaCheck = { readonly ok: true } | { readonly ok: false; readonly errors: readonly string[] };
@@ -54,8 +55,7 @@ export function compileSchema<T>(schema: object, options: { useDefaults?: boolea
   };
 }
 
-/** Load a JSON schema file (relative to this repository's `schemas/` directory) and compile it. */
+/** Load a JSON schema file of the package's `schemas/` directory (found from src/ or dist/) and compile it. */
 export function compileSchemaFile<T>(fileName: string, options: { useDefaults?: boolean } = {}): CompiledSchema<T> {
-  const url = new URL(`../../schemas/${fileName}`, import.meta.url);
-  return compileSchema<T>(JSON.parse(readFileSync(url, 'utf8')) as object, options);
+  return compileSchema<T>(JSON.parse(readFileSync(packagePath('schemas', fileName), 'utf8')) as object, options);
 }

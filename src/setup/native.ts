@@ -30,6 +30,7 @@ import {
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EwtuneError } from '../errors.ts';
+import { PACKAGE_ROOT } from '../package-root.ts';
 
 /** Bumped whenever the recipe below changes what ends up in the cache (forces a rebuild). */
 export const NATIVE_RECIPE_VERSION = 1;
@@ -175,7 +176,7 @@ export interface NativeStamp {
   readonly cudaWheels?: readonly { file: string; sha256: string }[];
 }
 
-const PROJECT_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const PROJECT_DIR = PACKAGE_ROOT;
 const RUNTIME_DEPS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'native-deps');
 const PLACEMENT_MARKER = '.ewtune-native.json';
 

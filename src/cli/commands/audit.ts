@@ -28,8 +28,6 @@ function summary(r: ConfigAuditResult): string {
 }
 
 export const auditCommand: CliCommand = {
-  name: 'audit',
-  summary: 'one-run privacy audit (Steinke et al. 2023): empirical ε lower bound beside the certified ε',
   usage: `ewtune audit <config.json> [--canaries M] [--max-steps N] [--tracking-uri URI] [--json]\n`
     + `  M gradient canaries (default ${DEFAULT_CANARIES}), each included with probability 1/2; exit 3 ("privacy bug") when ε_audit > ε certified.`,
   async run(argv: string[], io: CliIo) {

@@ -7,8 +7,6 @@ import { epsilonJson } from '../epsilon-json.ts';
 import { stepsFlags } from './epsilon.ts';
 
 export const calibrateCommand: CliCommand = {
-  name: 'calibrate',
-  summary: 'smallest noise multiplier meeting a target epsilon',
   usage:
     'ewtune calibrate --target-epsilon E --delta D --sample-rate Q (--steps T | --epochs E)\n' +
     '                 [--accountant pld|rdp|edgeworth|gdp] [--order 1|2] [--json]\n' +

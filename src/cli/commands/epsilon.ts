@@ -7,8 +7,6 @@ import { accountantFlag, fmt, numberFlag, orderFlag, parseFlags, table, type Cli
 import { epsilonJson } from '../epsilon-json.ts';
 
 export const epsilonCommand: CliCommand = {
-  name: 'epsilon',
-  summary: 'epsilon of a DP-SGD run (Poisson-subsampled Gaussian)',
   usage:
     'ewtune epsilon --noise-multiplier S --sample-rate Q (--steps T | --epochs E) --delta D\n' +
     '               [--accountant edgeworth|rdp|pld|gdp|all] [--order 1|2] [--value-discretization-interval H] [--json]',
@@ -38,6 +36,8 @@ export const epsilonCommand: CliCommand = {
     const accountants = names.map((name) =>
       createAccountant(name, { ...(order ? { order } : {}), ...(h !== undefined ? { valueDiscretizationInterval: h } : {}) }),
     );
+    // The inputs are checked (the accountants' options too): say what is being computed before computing it (the PLD takes a while).
+    if (!values.json) io.out(`noise multiplier ${noiseMultiplier}, sample rate ${sampleRate}, ${steps} steps, delta ${delta}\n`);
     const results: EpsilonResult[] = accountants.map((acc) => {
       acc.compose({ sampleRate, noiseMultiplier }, steps);
       return acc.getEpsilon(delta);
@@ -47,7 +47,6 @@ export const epsilonCommand: CliCommand = {
       const objects = results.map((r) => ({ ...epsilonJson(r), ...extra }));
       io.out(JSON.stringify(accountant === 'all' ? { results: objects } : objects[0]));
     } else {
-      io.out(`noise multiplier ${noiseMultiplier}, sample rate ${sampleRate}, ${steps} steps, delta ${delta}\n`);
       io.out(epsilonTable(results));
     }
     return 0;

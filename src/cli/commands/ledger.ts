@@ -8,8 +8,6 @@ import { epsilonJson } from '../epsilon-json.ts';
 import { epsilonTable } from './epsilon.ts';
 
 export const ledgerCommand: CliCommand = {
-  name: 'ledger',
-  summary: 'epsilon of a privacy ledger file',
   usage: "ewtune ledger <file> --delta D [--accountant edgeworth|rdp|pld|gdp|all] [--order 1|2] [--json]\n  Default accountant: the ledger's configured one, else pld.",
   async run(argv, io) {
     const { values, positionals } = parseFlags(

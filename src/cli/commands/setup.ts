@@ -3,8 +3,6 @@ import { NativeSetupError, setupNative } from '../../setup/native.ts';
 import { parseFlags, UsageError, type CliCommand } from '../args.ts';
 
 export const setupCommand: CliCommand = {
-  name: 'setup native',
-  summary: 'build @tensorflow/tfjs-node(-gpu) from the PyPI TensorFlow wheel into .ewtune-cache and node_modules',
   usage: 'ewtune setup native [--gpu [--allow-no-gpu]] [--force]   (cache: $EWTUNE_CACHE or ./.ewtune-cache; idempotent)\n' +
     '  --allow-no-gpu  with --gpu: build and verify tfjs-node-gpu without a visible GPU (TensorFlow then runs on the CPU)',
   async run(argv, io) {

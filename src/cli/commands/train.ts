@@ -50,8 +50,6 @@ function summary(r: RunResult): string {
 }
 
 export const trainCommand: CliCommand = {
-  name: 'train',
-  summary: 'DP fine-tuning from a config file, logging to MLflow or a local run directory',
   usage: 'ewtune train <config.json> [--tracking-uri URI] [--max-steps N] [--target-epsilon E] [--json]\n'
     + '       ewtune train --resume <run dir> [--tracking-uri URI] [--max-steps N] [--json]   (continue a killed or stopped run)\n'
     + '  Tracking: --tracking-uri, else the config\'s tracking.trackingUri, else MLFLOW_TRACKING_URI, else a local run directory.',
