@@ -1,7 +1,7 @@
 /**
  * The README's main job — `ewtune train examples/minilm-polarity.json`: DP fine-tuning of the pre-trained
  * all-MiniLM-L6-v2 on sentence polarity — through the real CLI (a child process running bin/ewtune.mjs), cut to a
- * small slice (200 training examples, 2 steps) so it fits the suite, against the real MLflow server, with the
+ * small slice (200 training examples, expected batch 16, 2 steps) so it fits the suite, against the real MLflow server, with the
  * example's own mode, backend choice ('auto') and privacy settings. It checks what a user relies on: the run ends
  * FINISHED with a certified (upper) ε, MLflow holds the ε points and the model artifact, and the saved model directory
  * loads and carries a privacy.json that agrees with the run's ledger.
@@ -29,7 +29,7 @@ interface ExampleConfig {
   name?: string;
   data: { kind: string; maxExamples?: number };
   model: { kind: string; path: string; finetune: { mode: string } };
-  training: { backend: string; expectedBatchSize: number };
+  training: { backend: string; expectedBatchSize: number; [key: string]: unknown };
   privacy: { targetEpsilon: number; delta: number };
   tracking?: object;
 }
@@ -57,7 +57,7 @@ describe('the main job (examples/minilm-polarity.json) through `ewtune train`', 
     const dir = mkdtempSync(join(tmpdir(), 'ewtune-main-job-'));
     try {
       const config: ExampleConfig = { ...example, name: `main-job-${Date.now()}`, $schema: join(process.cwd(), 'schemas', 'config.schema.json'),
-        data: { ...example.data, maxExamples: 200 }, tracking: { runDir: join(dir, 'runs') } };
+        data: { ...example.data, maxExamples: 200 }, training: { ...example.training, expectedBatchSize: 16 }, tracking: { runDir: join(dir, 'runs') } };
       writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
       const env = { ...process.env };
       delete env.MLFLOW_TRACKING_URI;

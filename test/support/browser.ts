@@ -71,7 +71,20 @@ export async function screenshotRunCharts(options: {
       return { titles, pointsByKey, yTicksByKey };
     }, [...options.metricKeys]);
     mkdirSync(dirname(options.screenshotPath), { recursive: true });
-    await page.screenshot({ path: options.screenshotPath as `${string}.png`, fullPage: true });
+    // A full-page screenshot resizes the viewport, which makes the UI redraw every chart (a spinner per panel in the
+    // picture): instead make the viewport as tall as the page, wait for the drawn lines again, then take the viewport.
+    const height = await page.evaluate(() => Math.max(0, ...[...document.querySelectorAll('.js-plotly-plot')].map((e) => e.getBoundingClientRect().bottom + window.scrollY)) + 120);
+    await page.setViewport({ width: 1400, height: Math.min(Math.max(Math.ceil(height), 1100), 4000) });
+    await page.waitForFunction(
+      (keys: string[]) => {
+        const cards = [...document.querySelectorAll('.js-plotly-plot')];
+        return cards.length >= keys.length && cards.every((c) => c.querySelector('.scatterlayer .trace .lines path.js-line'));
+      },
+      { timeout: options.timeoutMs ?? 60_000, polling: 250 },
+      [...options.metricKeys],
+    );
+    await page.mouse.move(0, 0);
+    await page.screenshot({ path: options.screenshotPath as `${string}.png` });
     return { ...result, screenshot: options.screenshotPath };
   } finally {
     await browser.close();
