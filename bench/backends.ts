@@ -17,10 +17,19 @@
  * x, z = wasm dpStep time / tensorflow dpStep time; y = tensorflow dpStep time / faster tensorflow non-private step,
  * both of the transformer block.
  *
+ * The pre-trained MiniLM encoder (the main job's model, examples/minilm-polarity.json: top-2 layers + head, T 48, the
+ * frozen bottom cached) runs as bench/finetune-run.ts's step-timing job — a real dpStep and a non-private Adam step on
+ * one fixed batch of 32 real sentences, interleaved — in one child process per backend (tensorflow, then wasm; not
+ * cpu: minutes per step), after the table above, in the same run. Needs the fetched model and corpus; skipped with
+ * a line saying so when they are missing (BACKENDS_MINILM=0 skips it on purpose).
+ *
  * Environment: BACKENDS_ROUNDS (default 9, at least 3) timed rounds for tensorflow and wasm; BACKENDS_CPU_ROUNDS
- * (default 2, 0 skips cpu) for the cpu backend, which runs only the core-ops non-private step and dpStep.
+ * (default 2, 0 skips cpu) for the cpu backend, which runs only the core-ops non-private step and dpStep;
+ * BACKENDS_MINILM_ROUNDS (default 5) for the MiniLM rows.
  */
+import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
+import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { chooseBackend, wasmFastKernelsEnabled } from '../src/backend/index.ts';
 import { computeClippedGradients } from '../src/dp/per-example/index.ts';
@@ -28,6 +37,8 @@ import { createNoiseSource } from '../src/dp/noise.ts';
 import type { NoiseSource } from '../src/dp/noise.ts';
 import { clippedGradientSum, dpStep, privatiseGradient } from '../src/train/dp-step.ts';
 import { resolveLoss } from '../src/dp/per-example/index.ts';
+import { runFinetuneJob } from './finetune-job.ts';
+import type { FinetuneJobResult } from './finetune-run.ts';
 import { median } from './shared.ts';
 import { checkSameFunction, mlpCase, sync, timeOnce, transformerCase, type StepCase } from './step-cases.ts';
 
@@ -45,9 +56,8 @@ type Kind = (typeof KINDS)[number];
 const CPU_KINDS: readonly Kind[] = ['coreNonPrivate', 'dpStep'];
 
 /**
- * The cases, each built on the active backend. Hook for more models: the MiniLM encoder row is to be added here as
- * one more factory `(batch) => StepCase` (its forward pass in core ops as `coreForward`), e.g.
- * `{ factory: minilmCase, cpu: false }` — nothing else in this file needs to change.
+ * The cases, each built on the active backend (in-process, interleaved). The MiniLM encoder is measured apart, in
+ * child processes (minilmRows): its data loading and bottom cache are the real ewtune-train path.
  */
 const CASES: ReadonlyArray<{ readonly factory: (batch: number) => StepCase; readonly cpu: boolean }> = [
   { factory: transformerCase, cpu: true },
@@ -118,6 +128,50 @@ async function activate(name: BackendName): Promise<string> {
   if (choice.name !== name) throw new Error(`asked for ${name}, got ${choice.name}`);
   if (name === 'wasm' && !wasmFastKernelsEnabled()) throw new Error('wasm without fast kernels');
   return choice.reason;
+}
+
+const MINILM_BATCH = 32;
+const MINILM_ROUNDS = Math.max(3, Number(process.env.BACKENDS_MINILM_ROUNDS ?? 5));
+
+/** The MiniLM step-timing job on one backend, in a child process (bench/finetune-run.ts). */
+function minilmStepTiming(backend: 'tensorflow' | 'wasm'): Promise<FinetuneJobResult> {
+  const config = JSON.parse(readFileSync(fileURLToPath(new URL('../examples/minilm-polarity.json', import.meta.url)), 'utf8')) as Record<string, unknown>;
+  delete config.$schema;
+  config.name = `bench-backends-minilm-${backend}`;
+  // 400 sentences are enough to draw one batch of 32 from; the bottom cache is built for them only.
+  config.data = { ...(config.data as object), maxExamples: 400 };
+  config.training = { ...(config.training as object), backend, expectedBatchSize: MINILM_BATCH };
+  return runFinetuneJob({ kind: 'step-timing', config, rounds: MINILM_ROUNDS }, `MiniLM step timing on ${backend}`, { env: { MLFLOW_TRACKING_URI: '' } });
+}
+
+/** The MiniLM rows (one child process per backend); NaN ratio when skipped. */
+async function minilmRows(): Promise<number> {
+  const cache = fileURLToPath(new URL('../.ewtune-cache/', import.meta.url));
+  if (process.env.BACKENDS_MINILM === '0') { console.log('MiniLM rows skipped (BACKENDS_MINILM=0).'); return Number.NaN; }
+  if (!existsSync(`${cache}models`) || !existsSync(`${cache}data`)) {
+    console.log('MiniLM rows skipped: run `npx ewtune models fetch minilm && npx ewtune data fetch polarity` first.');
+    return Number.NaN;
+  }
+  const results: Partial<Record<'tensorflow' | 'wasm', FinetuneJobResult>> = {};
+  for (const b of ['tensorflow', 'wasm'] as const) {
+    results[b] = await minilmStepTiming(b);
+    console.error(`  MiniLM on ${b}: DP ${results[b]?.dpStepMs?.toFixed(0)} ms, non-private ${results[b]?.nonPrivateStepMs?.toFixed(0)} ms`);
+  }
+  const t = results.tensorflow as FinetuneJobResult;
+  const w = results.wasm as FinetuneJobResult;
+  const row = (label: string, key: 'dpStepMs' | 'nonPrivateStepMs') => {
+    const [a, b] = [t[key] as number, w[key] as number];
+    console.log(`| ${label} | ${ms(a)} | ${ms(b)} | — | ×${(b / a).toFixed(1)} | — |`);
+  };
+  console.log('');
+  console.log(`| MiniLM (main job's model), batch ${MINILM_BATCH}, median step | tensorflow | wasm (1 thread, fast kernels) | cpu | tensorflow vs wasm | tensorflow vs cpu |`);
+  console.log('|---|---:|---:|---:|---:|---:|');
+  console.log(`| *all-MiniLM-L6-v2 top-2 layers + head, T 48, ${(t.trainableParams ?? 0).toLocaleString('en-US')} params, Adam* | | | | | |`);
+  row('non-private step (tf.variableGrads of the mean loss)', 'nonPrivateStepMs');
+  row('**DP step (dpStep, clipping + node:crypto noise)**', 'dpStepMs');
+  console.log(`| DP step / non-private step | ${((t.dpStepMs as number) / (t.nonPrivateStepMs as number)).toFixed(2)} | ${((w.dpStepMs as number) / (w.nonPrivateStepMs as number)).toFixed(2)} | — | | |`);
+  console.log(`Medians of ${MINILM_ROUNDS} interleaved DP / non-private rounds per backend, one child process each (cpu not run: minutes per step).`);
+  return (w.dpStepMs as number) / (t.dpStepMs as number);
 }
 
 const ms = (t: number) => (Number.isNaN(t) ? '—' : `${t < 10 ? t.toFixed(2) : t.toFixed(1)} ms`);
@@ -214,11 +268,13 @@ async function main(): Promise<void> {
   console.log('');
   console.log(`Medians of ${ROUNDS} interleaved rounds (cpu: ${CPU_ROUNDS}; cpu runs the core-ops non-private step and dpStep only) `
     + `after warm-up. Leaked tensors: ${leaked}. Timed part ${((performance.now() - t0) / 1000).toFixed(0)} s.`);
+  const minilm = await minilmRows();
   const tr = (b: BackendName) => med(b, 'transformer', 'dpStep');
   const mlp = (b: BackendName) => med(b, 'mlp', 'dpStep');
   console.log(`backends transformer-dp tensorflow-vs-wasm=${(tr('wasm') / tr('tensorflow')).toFixed(2)} `
     + `dp-ratio-tensorflow=${(tr('tensorflow') / base('tensorflow', 'transformer')).toFixed(2)} `
-    + `mlp-dp tensorflow-vs-wasm=${(mlp('wasm') / mlp('tensorflow')).toFixed(2)}`);
+    + `mlp-dp tensorflow-vs-wasm=${(mlp('wasm') / mlp('tensorflow')).toFixed(2)}`
+    + (Number.isNaN(minilm) ? '' : ` minilm-dp tensorflow-vs-wasm=${minilm.toFixed(2)}`));
 }
 
 await main();

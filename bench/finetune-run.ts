@@ -23,6 +23,7 @@ import { dpStep } from '../src/train/dp-step.ts';
 import { validateConfig, type TrainingConfig } from '../plugin/config.ts';
 import { loadCorpus } from '../plugin/corpus.ts';
 import { prepareEncoderRun, type EncoderModelConfig, type EncoderRun } from '../plugin/encoder.ts';
+import { createRunOptimizer } from '../plugin/resume.ts';
 import { runTraining } from '../plugin/run.ts';
 import { median } from './shared.ts';
 
@@ -119,8 +120,8 @@ async function runNonPrivate(config: TrainingConfig, backend: string): Promise<O
     const N = enc.train.size;
     const E = config.training.expectedBatchSize;
     const steps = config.training.steps ?? Math.ceil((config.training.epochs as number) * N / E);
-    for (const [k, v] of Object.entries({ private: false, mode: (config.model as EncoderModelConfig).finetune.mode, learning_rate: config.training.learningRate, batch_size: E, steps, backend, dataset_size: N })) sink.logParam(k, v);
-    const optimizer = tf.train.adam(config.training.learningRate);
+    for (const [k, v] of Object.entries({ private: false, mode: (config.model as EncoderModelConfig).finetune.mode, learning_rate: config.training.learningRate, head_learning_rate: config.training.headLearningRate ?? config.training.learningRate, batch_size: E, steps, backend, dataset_size: N })) sink.logParam(k, v);
+    const optimizer = createRunOptimizer(config.training, enc.model); // the DP run's optimizer and parameter groups
     let order = shuffled(N);
     let cursor = 0;
     const times: number[] = [];
@@ -159,8 +160,8 @@ async function runStepTiming(config: TrainingConfig, backend: string, rounds: nu
     const rows = shuffled(enc.train.size).slice(0, E);
     const batch = gather(enc, rows);
     const noise = createNoiseSource('gaussian');
-    const dpOptimizer = tf.train.adam(config.training.learningRate);
-    const plainOptimizer = tf.train.adam(config.training.learningRate);
+    const dpOptimizer = createRunOptimizer(config.training, enc.model);
+    const plainOptimizer = createRunOptimizer(config.training, enc.model);
     const dpTimes: number[] = [];
     const plainTimes: number[] = [];
     const data = { x: enc.train.x, y: enc.train.y };

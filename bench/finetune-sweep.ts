@@ -8,11 +8,10 @@
  * step time, peak RSS, wall time) and appends the full result to `out.jsonl` (default ewtune-runs/finetune-sweep.jsonl).
  * Choose on the validation column; the test column is what the README reports.
  */
-import { spawn } from 'node:child_process';
 import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { FinetuneJobResult } from './finetune-run.ts';
+import { runFinetuneJob } from './finetune-job.ts';
 
 interface SweepJob { name: string; set: Record<string, unknown> }
 
@@ -26,19 +25,6 @@ function setPath(target: Record<string, unknown>, path: string, value: unknown):
   o[keys[keys.length - 1]] = value;
 }
 
-function runDp(config: unknown): Promise<FinetuneJobResult> {
-  const script = fileURLToPath(new URL('./finetune-run.ts', import.meta.url));
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', script, JSON.stringify({ kind: 'dp', config })], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (d) => { out += d; });
-    child.on('exit', (code) => {
-      const last = out.trim().split('\n').at(-1);
-      if (code === 0 && last) resolve(JSON.parse(last) as FinetuneJobResult);
-      else reject(new Error(`job failed with exit code ${code}`));
-    });
-  });
-}
 
 async function main(): Promise<void> {
   const [sweepFile, outFile = 'ewtune-runs/finetune-sweep.jsonl'] = process.argv.slice(2);
@@ -54,7 +40,7 @@ async function main(): Promise<void> {
     config.name = job.name;
     delete (config.training as Record<string, unknown>).headLearningRate; // a job sets it when it wants one
     for (const [path, value] of Object.entries(job.set)) setPath(config, path, value);
-    const r = await runDp(config);
+    const r = await runFinetuneJob({ kind: 'dp', config }, job.name, { inheritStderr: true });
     appendFileSync(outFile, `${JSON.stringify({ name: job.name, set: job.set, result: r })}\n`);
     console.log(`| ${job.name} | ${r.testAccuracy?.toFixed(4)} | ${r.validationAccuracy?.toFixed(4)} | ${r.steps} | ${r.noiseMultiplier?.toFixed(4)} | `
       + `${r.stepMs?.toFixed(0)} | ${r.peakRssMb.toFixed(0)} | ${r.wallS.toFixed(0)} |`);

@@ -14,9 +14,9 @@
  * `npx ewtune data fetch polarity`). Last line:
  * `finetune model=<name> data=<name> mode=<mode> nonprivate=<acc> eps8=<acc> eps3=<acc> eps1=<acc> glove-baseline=<acc> step-ratio=<x>[ seeds=<n>]`.
  */
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { runFinetuneJob } from './finetune-job.ts';
 import type { FinetuneJob, FinetuneJobResult } from './finetune-run.ts';
 
 /** The mode the README recommends (the main job's). */
@@ -25,10 +25,10 @@ const RECOMMENDED_MODE = 'top-k';
 /**
  * Fixed in advance: per mode, the fine-tuning settings and the training plan (Adam). The DP runs and the non-private
  * run of a mode share them (same batch size, steps, learning rate), so the table compares like with like. Chosen on
- * the validation split in a small sweep at ε = 3 (README, "Private fine-tuning of MiniLM"), never on the test split.
+ * the validation split in a small sweep at ε = 3 (README, "Choosing the main job's settings"), never on the test split.
  */
 const MODES: Record<string, { finetune: Record<string, unknown>; learningRate: number; headLearningRate?: number; expectedBatchSize: number; epochs: number; maxLength: number }> = {
-  'top-k': { finetune: { mode: 'top-k', topK: 2, cacheBottom: true }, learningRate: 0.0002, headLearningRate: 0.005, expectedBatchSize: 256, epochs: 6, maxLength: 48 },
+  'top-k': { finetune: { mode: 'top-k', topK: 2, cacheBottom: true }, learningRate: 0.0005, headLearningRate: 0.01, expectedBatchSize: 256, epochs: 6, maxLength: 48 },
   head: { finetune: { mode: 'head', cacheBottom: true }, learningRate: 0.005, expectedBatchSize: 256, epochs: 10, maxLength: 64 },
   lora: { finetune: { mode: 'lora', lora: { rank: 8, alpha: 16, targets: ['query', 'value'] } }, learningRate: 0.002, expectedBatchSize: 64, epochs: 3, maxLength: 64 },
   full: { finetune: { mode: 'full', trainWordEmbeddings: false }, learningRate: 0.0005, expectedBatchSize: 64, epochs: 3, maxLength: 64 },
@@ -62,21 +62,6 @@ function readExample(name: string): Record<string, Record<string, unknown>> {
   return JSON.parse(readFileSync(fileURLToPath(new URL(`../examples/${name}`, import.meta.url)), 'utf8')) as Record<string, Record<string, unknown>>;
 }
 
-function runJob(job: FinetuneJob, label: string): Promise<FinetuneJobResult> {
-  const script = fileURLToPath(new URL('./finetune-run.ts', import.meta.url));
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', script, JSON.stringify(job)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => { out += d; });
-    child.stderr.on('data', (d) => { err += d; });
-    child.on('exit', (code) => {
-      const last = out.trim().split('\n').at(-1);
-      if (code === 0 && last) resolve(JSON.parse(last) as FinetuneJobResult);
-      else reject(new Error(`${label}: exit ${code}\n${err.split('\n').filter((l) => !/^I0000|absl|oneDNN|cpu_feature|To enable/.test(l)).slice(-15).join('\n')}`));
-    });
-  });
-}
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const sd = (xs: number[]) => (xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, x) => a + (x - mean(xs)) ** 2, 0) / (xs.length - 1)));
@@ -103,7 +88,7 @@ async function main(): Promise<void> {
       privacy: { ...base.privacy, ...(overrides.privacy ?? {}) },
     });
     accuracies[mode] = {};
-    const timing = await runJob({ kind: 'step-timing', config: config({ name: `bench-${mode}-timing` }), rounds: args.rounds }, `${mode} step-timing`);
+    const timing = await runFinetuneJob({ kind: 'step-timing', config: config({ name: `bench-${mode}-timing` }), rounds: args.rounds }, `${mode} step-timing`);
     ratios[mode] = (timing.dpStepMs as number) / (timing.nonPrivateStepMs as number);
     log(`${mode}: step timing DP ${fmtMs(timing.dpStepMs)} ms, non-private ${fmtMs(timing.nonPrivateStepMs)} ms, ratio ${ratios[mode].toFixed(2)} (${timing.backend}, ${timing.trainableParams} trainable)`);
     const settings: Array<{ key: string; label: string; job: (seed: number) => FinetuneJob }> = [
@@ -116,7 +101,7 @@ async function main(): Promise<void> {
     for (const setting of settings) {
       const results: FinetuneJobResult[] = [];
       for (let seed = 1; seed <= args.seeds; seed++) {
-        const r = await runJob(setting.job(seed), `${mode} ${setting.label} run ${seed}`);
+        const r = await runFinetuneJob(setting.job(seed), `${mode} ${setting.label} run ${seed}`);
         results.push(r);
         log(`${mode} ${setting.label} run ${seed}: test ${r.testAccuracy?.toFixed(4)} validation ${r.validationAccuracy?.toFixed(4)} `
           + `steps ${r.steps} σ ${r.noiseMultiplier?.toFixed(4) ?? '-'} ε ${r.epsilonCertified?.toFixed(3) ?? '-'} step ${fmtMs(r.stepMs)} ms `
@@ -133,7 +118,7 @@ async function main(): Promise<void> {
 
   const gloveResults: FinetuneJobResult[] = [];
   for (let seed = 1; seed <= args.seeds; seed++) {
-    const r = await runJob({ kind: 'dp', config: { ...glove, name: `bench-glove-eps3-${seed}`, privacy: { ...glove.privacy, targetEpsilon: 3 } } }, `glove run ${seed}`);
+    const r = await runFinetuneJob({ kind: 'dp', config: { ...glove, name: `bench-glove-eps3-${seed}`, privacy: { ...glove.privacy, targetEpsilon: 3 } } }, `glove run ${seed}`);
     gloveResults.push(r);
     log(`glove baseline ε = 3 run ${seed}: test ${r.testAccuracy?.toFixed(4)} steps ${r.steps} step ${fmtMs(r.stepMs)} ms RSS ${r.peakRssMb.toFixed(0)} MB`);
   }
