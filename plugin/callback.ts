@@ -24,6 +24,9 @@ import { epsilonVsStepSvg, epsilonDeltaSvg, deltaVsStepSvg, reportHtml, type Eps
 import { pldEpsilon } from '../src/accounting/pld/index.ts';
 import { rdpEpsilon } from '../src/accounting/rdp/index.ts';
 import { InvalidArgumentError } from '../src/errors.ts';
+
+/** How long a run stopped by a signal may spend uploading its artifacts at the end (the rest stays for replay). */
+const SIGNALLED_ARTIFACT_DEADLINE_MS = 30_000;
 import { EWTUNE_VERSION } from './version.ts';
 
 /**
@@ -244,7 +247,10 @@ export class PrivacyTrackingCallback implements DpCallback {
         throw error;
       }
     }
-    const close = await s.close({ status });
+    // A run stopped by a signal (a scheduler's shutdown, with its grace period) bounds its artifact uploads; any
+    // other end uploads the model however long it takes (bounded per request by the client's inactivity timeout).
+    const artifactDeadlineMs = stopReason.startsWith('signal:') ? SIGNALLED_ARTIFACT_DEADLINE_MS : undefined;
+    const close = await s.close({ status, artifactDeadlineMs });
     return { status, stopReason, steps: final.steps, epsilonEdgeworth: final.edgeworth, epsilonRdp: final.rdp, epsilonCertified: final.certified, close };
   }
 

@@ -218,6 +218,19 @@ describe('MLflow client: faults (scripted fake server)', function () {
     client.close();
   });
 
+  it('the request timeout is an inactivity timeout: a response that keeps arriving for longer than it is received whole', async () => {
+    // 40 pieces, one every 50 ms: ~2 s in all, against a 1 s timeout that no gap comes near (a total per-attempt timer
+    // would cut it off at 1 s).
+    const body = 'x'.repeat(4000);
+    fake = await startFakeMlflow(() => ({ status: 200, body, trickle: { chunks: 40, everyMs: 50 } }));
+    const client = MlflowClient.fromEnv(fake.uri, { MLFLOW_HTTP_REQUEST_TIMEOUT: '1', MLFLOW_HTTP_REQUEST_MAX_RETRIES: '0' });
+    const t0 = Date.now();
+    const res = await client.transport.request({ method: 'GET', path: '/api/2.0/mlflow/slow' });
+    assert.ok(Date.now() - t0 >= 1000, 'the response took longer than the timeout');
+    assert.equal(res.body.toString('utf8'), body);
+    client.close();
+  });
+
   for (const status of [401, 403]) {
     it(`${status} is a typed error, not retried, and never shows the secret`, async () => {
       const password = 'pw-Sup3r-S3cret';

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InvalidArgumentError } from '../src/errors.ts';
@@ -212,6 +212,37 @@ describe('TrackingSink: server faults before and during a run', function () {
     dirs.push(d);
     return d;
   };
+
+  it('close() uploads the artifacts however long they take: a slow upload is not cut off by the spool deadline', async () => {
+    // The artifact PUT answers 2.5 s after the close's 1 s spool deadline; the upload is bounded by the client's
+    // inactivity timeout (120 s), not by that deadline (a large model on a slow link or a busy machine).
+    const fake = await startFakeMlflow((r) => {
+      if (r.url.startsWith('/api/2.0/mlflow/experiments/get-by-name')) return { status: 200, json: { experiment: { experiment_id: '3', name: 'e' } } };
+      if (r.url.startsWith('/api/2.0/mlflow/experiments/create')) return { status: 200, json: { experiment_id: '3' } };
+      if (r.url.startsWith('/api/2.0/mlflow/runs/create')) return { status: 200, json: { run: { info: { run_id: 'r1', experiment_id: '3', status: 'RUNNING', artifact_uri: 'mlflow-artifacts:/3/r1/artifacts', lifecycle_stage: 'active' } } } };
+      if (r.url.startsWith('/api/2.0/mlflow/runs/update')) return { status: 200, json: { run_info: { run_id: 'r1', experiment_id: '3', status: 'FINISHED', artifact_uri: 'mlflow-artifacts:/3/r1/artifacts', lifecycle_stage: 'active' } } };
+      if (r.url.startsWith('/api/2.0/mlflow-artifacts/')) return { status: 200, json: {}, delayMs: 2500 };
+      return { status: 200, json: {} };
+    });
+    try {
+      const warnings: string[] = [];
+      const dir = newDir();
+      const sink = await TrackingSink.open({ runDir: dir, client: MlflowClient.fromEnv(fake.uri, {}), warn: (m) => warnings.push(m) });
+      for (let s = 0; s < 5; s++) sink.record('m', s, s);
+      mkdirSync(join(dir, 'artifacts', 'model'), { recursive: true });
+      writeFileSync(join(dir, 'artifacts', 'model', 'model.safetensors'), Buffer.alloc(3 << 20, 7));
+      const closed = await sink.close({ deadlineMs: 1000 });
+      assert.equal(closed.complete, true);
+      assert.deepEqual(warnings, []);
+      assert.deepEqual(closed.artifacts, ['model/model.safetensors']);
+      const put = fake.requests.find((r) => r.method === 'PUT');
+      assert.ok(put, 'the artifact was uploaded');
+      assert.equal(Buffer.byteLength(put.body), 3 << 20);
+      await assert.rejects(sink.close({ deadlineMs: -1 }), InvalidArgumentError);
+    } finally {
+      await fake.close();
+    }
+  });
 
   it('wrong credentials (401) fail open() before training starts, without the secret', async () => {
     const fake = await startFakeMlflow(() => ({ status: 401, json: { error_code: 'UNAUTHENTICATED', message: 'bad credentials' } }));

@@ -40,7 +40,10 @@ export interface HttpSettings {
   readonly backoffFactor: number;
   /** Seconds of uniform random jitter added to each back-off (MLFLOW_HTTP_REQUEST_BACKOFF_JITTER, default 1). */
   readonly backoffJitter: number;
-  /** Per-attempt timeout in ms (MLFLOW_HTTP_REQUEST_TIMEOUT seconds, default 120 s). */
+  /**
+   * Per-attempt inactivity timeout in ms (MLFLOW_HTTP_REQUEST_TIMEOUT seconds, default 120 s): an attempt fails when
+   * no byte of the body was written and none of the response read for this long (a moving upload is not cut off).
+   */
   readonly timeoutMs: number;
   /** Cap of any single wait between attempts, ms (120 s as urllib3's DEFAULT_BACKOFF_MAX). */
   readonly maxBackoffMs: number;
@@ -55,6 +58,8 @@ export interface HttpSettings {
 /** Overrides a caller may apply on top of the environment. */
 export type HttpOverrides = Partial<Omit<HttpSettings, 'baseUrl'>>;
 
+/** Request bodies larger than this are written in chunks of this size (each one progress for the inactivity timeout). */
+const BODY_CHUNK_BYTES = 1 << 20;
 const MAX_RETRIES_LIMIT = 10; // mlflow: _MLFLOW_HTTP_REQUEST_MAX_RETRIES_LIMIT
 const BACKOFF_FACTOR_LIMIT = 120; // mlflow: _MLFLOW_HTTP_REQUEST_MAX_BACKOFF_FACTOR_LIMIT
 
@@ -278,10 +283,19 @@ export class HttpTransport {
         resolve(a);
       };
       let req: http.ClientRequest | undefined;
-      const timer = setTimeout(() => {
-        finish(fail(undefined, 'TIMEOUT', `no response within ${this.settings.timeoutMs} ms`, true));
+      // An inactivity timeout, as MLflow's client (requests' timeout): it restarts whenever a chunk of the body has
+      // been written or a chunk of the response read, so a large artifact that keeps moving is never cut off, and a
+      // server that stops answering is given up on after timeoutMs.
+      const onTimeout = (): void => {
+        finish(fail(undefined, 'TIMEOUT', `no progress for ${this.settings.timeoutMs} ms (MLFLOW_HTTP_REQUEST_TIMEOUT)`, true));
         req?.destroy();
-      }, this.settings.timeoutMs);
+      };
+      let timer = setTimeout(onTimeout, this.settings.timeoutMs);
+      const touch = (): void => {
+        if (settled) return;
+        clearTimeout(timer);
+        timer = setTimeout(onTimeout, this.settings.timeoutMs);
+      };
       const onAbort = (): void => {
         finish(fail(undefined, 'ABORTED', 'request aborted', false));
         req?.destroy();
@@ -291,7 +305,11 @@ export class HttpTransport {
 
       const onResponse = (res: http.IncomingMessage): void => {
         const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
+        touch();
+        res.on('data', (c: Buffer) => {
+          chunks.push(c);
+          touch();
+        });
         res.on('error', (e) => finish(fail(undefined, 'CONNECTION_ERROR', `response interrupted: ${e.message}`, true, e)));
         res.on('end', () => {
           const status = res.statusCode ?? 0;
@@ -309,6 +327,27 @@ export class HttpTransport {
           finish(fail(status, errorCode, detail, RETRYABLE_STATUSES.has(status), undefined, parseRetryAfter(res.headers['retry-after'])));
         });
       };
+      // The body in chunks of BODY_CHUNK_BYTES, each written before the next (progress for the inactivity timeout).
+      const writeBody = (r: http.ClientRequest): void => {
+        if (!body || body.length <= BODY_CHUNK_BYTES) {
+          r.end(body);
+          return;
+        }
+        const whole = body;
+        let offset = 0;
+        const next = (error?: Error | null): void => {
+          if (settled || error) return; // an error reaches onError through the request's 'error' event
+          touch();
+          if (offset >= whole.length) {
+            r.end();
+            return;
+          }
+          const chunk = whole.subarray(offset, offset + BODY_CHUNK_BYTES);
+          offset += chunk.length;
+          r.write(chunk, next);
+        };
+        next();
+      };
       const onError = (e: NodeJS.ErrnoException): void => {
         // A certificate that fails verification will not verify on a retry: report it at once.
         if (isTlsVerificationError(e)) return finish(fail(undefined, 'TLS_ERROR', `${e.code ?? ''} ${e.message} (set MLFLOW_TRACKING_SERVER_CERT_PATH to a CA bundle, or MLFLOW_TRACKING_INSECURE_TLS=true to skip verification)`, false, e));
@@ -321,7 +360,7 @@ export class HttpTransport {
           if (settled) return r.destroy();
           r.on('response', onResponse);
           r.on('error', onError);
-          r.end(body);
+          writeBody(r);
         })
         .catch(onError);
     });

@@ -319,13 +319,20 @@ export class TrackingSink {
   }
 
   /**
-   * Ends the run: appends the end record (status, end time), sends everything and uploads artifacts/ within
-   * `deadlineMs` (default 30 s), closes the spool. What is not acknowledged stays in the run directory for replay
-   * (warned once). Never rejects on server problems.
+   * Ends the run: appends the end record (status, end time), sends everything within `deadlineMs` (default 30 s),
+   * then uploads artifacts/ — with no overall deadline unless `artifactDeadlineMs` is given: each upload request is
+   * bounded by the client's inactivity timeout and retry policy (MLFLOW_HTTP_REQUEST_TIMEOUT, …), so a large model
+   * that keeps moving is uploaded however slow the link or the machine, and a server that stops answering is given
+   * up on. Closes the spool. What is not acknowledged or uploaded stays in the run directory for replay (warned
+   * once). Never rejects on server problems.
    */
-  async close(options: { status?: Exclude<RunStatus, 'RUNNING' | 'SCHEDULED'>; deadlineMs?: number } = {}): Promise<CloseResult> {
+  async close(options: { status?: Exclude<RunStatus, 'RUNNING' | 'SCHEDULED'>; deadlineMs?: number; artifactDeadlineMs?: number } = {}): Promise<CloseResult> {
     const status = options.status ?? 'FINISHED';
     if (!END_STATUSES.has(status)) throw new InvalidArgumentError('status', status, 'FINISHED, KILLED or FAILED');
+    for (const name of ['deadlineMs', 'artifactDeadlineMs'] as const) {
+      const v = options[name];
+      if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v) && v >= 0)) throw new InvalidArgumentError(name, v, 'a finite number of milliseconds ≥ 0');
+    }
     if (this.closed) return { complete: this.acked >= this.writer.offset, pendingBytes: this.pendingBytes, runDir: this.runDir, remote: this.remote, artifacts: [] };
     const deadline = Date.now() + (options.deadlineMs ?? 30_000);
     this.append({ t: 'e', status, ts: this.clock() });
@@ -335,7 +342,8 @@ export class TrackingSink {
     const result = await this.flush(Math.max(0, deadline - Date.now()));
     if (result.complete && this.client && this.run) {
       try {
-        artifacts = await uploadArtifacts(this.runDir, this.client, this.run, AbortSignal.timeout(Math.max(1, deadline - Date.now())));
+        const signal = options.artifactDeadlineMs === undefined ? undefined : AbortSignal.timeout(Math.max(1, options.artifactDeadlineMs));
+        artifacts = await uploadArtifacts(this.runDir, this.client, this.run, signal);
       } catch (e) {
         this.warnOnce('artifacts', `uploading artifacts of ${this.runDir} failed (${(e as Error).message}); push them later with \`ewtune mlflow replay ${this.runDir}\``);
       }

@@ -18,7 +18,13 @@ export interface FakeRequest {
 
 /** What the fake does with request number `n` (0-based). */
 export type FakeAction =
-  | { readonly status: number; readonly json?: unknown; readonly body?: string; readonly headers?: Record<string, string> }
+  | {
+      readonly status: number; readonly json?: unknown; readonly body?: string; readonly headers?: Record<string, string>;
+      /** A slow server: wait this long before answering. */
+      readonly delayMs?: number;
+      /** A slow link: send the body in `chunks` pieces, one every `everyMs` ms, after the headers. */
+      readonly trickle?: { readonly chunks: number; readonly everyMs: number };
+    }
   | { readonly drop: true }
   | { readonly hang: true };
 
@@ -43,8 +49,27 @@ export async function startFakeMlflow(script: (req: FakeRequest, n: number) => F
       const action = script(fr, n);
       if ('drop' in action) return req.socket.destroy();
       if ('hang' in action) return;
-      res.writeHead(action.status, { 'Content-Type': 'application/json', ...(action.headers ?? {}) });
-      res.end(action.body ?? JSON.stringify(action.json ?? {}));
+      const answer = (): void => {
+        res.writeHead(action.status, { 'Content-Type': 'application/json', ...(action.headers ?? {}) });
+        const text = Buffer.from(action.body ?? JSON.stringify(action.json ?? {}));
+        if (!action.trickle) return void res.end(text);
+        const { chunks, everyMs } = action.trickle;
+        const size = Math.ceil(text.length / chunks);
+        let sent = 0;
+        const next = (): void => {
+          if (res.destroyed) return;
+          const piece = text.subarray(sent * size, (sent + 1) * size);
+          sent++;
+          if (sent >= chunks) res.end(piece);
+          else {
+            res.write(piece);
+            setTimeout(next, everyMs);
+          }
+        };
+        next();
+      };
+      if (action.delayMs) setTimeout(answer, action.delayMs);
+      else answer();
     });
   };
   const server = options.tls ? https.createServer(options.tls, handler) : http.createServer(handler);
