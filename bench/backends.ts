@@ -27,17 +27,17 @@
  * (default 2, 0 skips cpu) for the cpu backend, which runs only the core-ops non-private step and dpStep;
  * BACKENDS_MINILM_ROUNDS (default 5) for the MiniLM rows.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import os from 'node:os';
-import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { chooseBackend, wasmFastKernelsEnabled } from '../src/backend/index.ts';
+import { cacheDir } from '../src/cache.ts';
 import { computeClippedGradients } from '../src/dp/per-example/index.ts';
 import { createNoiseSource } from '../src/dp/noise.ts';
 import type { NoiseSource } from '../src/dp/noise.ts';
 import { clippedGradientSum, dpStep, privatiseGradient } from '../src/train/dp-step.ts';
 import { resolveLoss } from '../src/dp/per-example/index.ts';
-import { runFinetuneJob } from './finetune-job.ts';
+import { readExample, runFinetuneJob } from './finetune-job.ts';
 import type { FinetuneJobResult } from './finetune-run.ts';
 import { median } from './shared.ts';
 import { checkSameFunction, mlpCase, sync, timeOnce, transformerCase, type StepCase } from './step-cases.ts';
@@ -134,31 +134,26 @@ const MINILM_BATCH = 32;
 const MINILM_ROUNDS = Math.max(3, Number(process.env.BACKENDS_MINILM_ROUNDS ?? 5));
 
 /** The MiniLM step-timing job on one backend, in a child process (bench/finetune-run.ts). */
-function minilmStepTiming(backend: 'tensorflow' | 'wasm'): Promise<FinetuneJobResult> {
-  const config = JSON.parse(readFileSync(fileURLToPath(new URL('../examples/minilm-polarity.json', import.meta.url)), 'utf8')) as Record<string, unknown>;
-  delete config.$schema;
+async function minilmStepTiming(backend: 'tensorflow' | 'wasm'): Promise<FinetuneJobResult> {
+  const config: Record<string, unknown> = readExample('minilm-polarity.json');
   config.name = `bench-backends-minilm-${backend}`;
   // 400 sentences are enough to draw one batch of 32 from; the bottom cache is built for them only.
   config.data = { ...(config.data as object), maxExamples: 400 };
   config.training = { ...(config.training as object), backend, expectedBatchSize: MINILM_BATCH };
-  return runFinetuneJob({ kind: 'step-timing', config, rounds: MINILM_ROUNDS }, `MiniLM step timing on ${backend}`, { env: { MLFLOW_TRACKING_URI: '' } });
+  const r = await runFinetuneJob({ kind: 'step-timing', config, rounds: MINILM_ROUNDS }, `MiniLM step timing on ${backend}`, { env: { MLFLOW_TRACKING_URI: '' } });
+  console.error(`  MiniLM on ${backend}: DP ${r.dpStepMs?.toFixed(0)} ms, non-private ${r.nonPrivateStepMs?.toFixed(0)} ms`);
+  return r;
 }
 
 /** The MiniLM rows (one child process per backend); NaN ratio when skipped. */
 async function minilmRows(): Promise<number> {
-  const cache = fileURLToPath(new URL('../.ewtune-cache/', import.meta.url));
   if (process.env.BACKENDS_MINILM === '0') { console.log('MiniLM rows skipped (BACKENDS_MINILM=0).'); return Number.NaN; }
-  if (!existsSync(`${cache}models`) || !existsSync(`${cache}data`)) {
+  if (!existsSync(cacheDir('models')) || !existsSync(cacheDir('data'))) {
     console.log('MiniLM rows skipped: run `npx ewtune models fetch minilm && npx ewtune data fetch polarity` first.');
     return Number.NaN;
   }
-  const results: Partial<Record<'tensorflow' | 'wasm', FinetuneJobResult>> = {};
-  for (const b of ['tensorflow', 'wasm'] as const) {
-    results[b] = await minilmStepTiming(b);
-    console.error(`  MiniLM on ${b}: DP ${results[b]?.dpStepMs?.toFixed(0)} ms, non-private ${results[b]?.nonPrivateStepMs?.toFixed(0)} ms`);
-  }
-  const t = results.tensorflow as FinetuneJobResult;
-  const w = results.wasm as FinetuneJobResult;
+  const t = await minilmStepTiming('tensorflow');
+  const w = await minilmStepTiming('wasm');
   const row = (label: string, key: 'dpStepMs' | 'nonPrivateStepMs') => {
     const [a, b] = [t[key] as number, w[key] as number];
     console.log(`| ${label} | ${ms(a)} | ${ms(b)} | — | ×${(b / a).toFixed(1)} | — |`);

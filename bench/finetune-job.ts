@@ -4,6 +4,7 @@
  * bench:finetune, bench:finetune-sweep and bench:backends.
  */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { FinetuneJob, FinetuneJobResult } from './finetune-run.ts';
 
@@ -34,4 +35,11 @@ export function runFinetuneJob(job: FinetuneJob, label: string, options: Finetun
       else reject(new Error(`${label}: exit ${code}\n${err.split('\n').filter((l) => !NATIVE_CHATTER.test(l)).slice(-15).join('\n')}`));
     });
   });
+}
+
+/** An example configuration (examples/<name>) as a plain object, without its `$schema` line. */
+export function readExample(name: string): Record<string, Record<string, unknown>> {
+  const config = JSON.parse(readFileSync(fileURLToPath(new URL(`../examples/${name}`, import.meta.url)), 'utf8')) as Record<string, Record<string, unknown>>;
+  delete config.$schema;
+  return config;
 }

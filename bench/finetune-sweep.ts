@@ -10,8 +10,7 @@
  */
 import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { runFinetuneJob } from './finetune-job.ts';
+import { readExample, runFinetuneJob } from './finetune-job.ts';
 
 interface SweepJob { name: string; set: Record<string, unknown> }
 
@@ -25,13 +24,11 @@ function setPath(target: Record<string, unknown>, path: string, value: unknown):
   o[keys[keys.length - 1]] = value;
 }
 
-
 async function main(): Promise<void> {
   const [sweepFile, outFile = 'ewtune-runs/finetune-sweep.jsonl'] = process.argv.slice(2);
   if (!sweepFile) throw new Error('usage: npm run bench:finetune-sweep -- <sweep.json> [out.jsonl]');
   const jobs = JSON.parse(readFileSync(sweepFile, 'utf8')) as SweepJob[];
-  const base = JSON.parse(readFileSync(fileURLToPath(new URL('../examples/minilm-polarity.json', import.meta.url)), 'utf8')) as Record<string, unknown>;
-  delete base.$schema;
+  const base: Record<string, unknown> = readExample('minilm-polarity.json');
   mkdirSync(dirname(outFile), { recursive: true });
   console.log('| job | test acc | validation acc | steps | σ | ms / step | peak RSS MB | wall s |');
   console.log('|---|---|---|---|---|---|---|---|');

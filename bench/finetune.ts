@@ -14,9 +14,7 @@
  * `npx ewtune data fetch polarity`). Last line:
  * `finetune model=<name> data=<name> mode=<mode> nonprivate=<acc> eps8=<acc> eps3=<acc> eps1=<acc> glove-baseline=<acc> step-ratio=<x>[ seeds=<n>]`.
  */
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { runFinetuneJob } from './finetune-job.ts';
+import { readExample, runFinetuneJob } from './finetune-job.ts';
 import type { FinetuneJob, FinetuneJobResult } from './finetune-run.ts';
 
 /** The mode the README recommends (the main job's). */
@@ -58,9 +56,6 @@ function parseArgs(argv: string[]): Args {
   return args;
 }
 
-function readExample(name: string): Record<string, Record<string, unknown>> {
-  return JSON.parse(readFileSync(fileURLToPath(new URL(`../examples/${name}`, import.meta.url)), 'utf8')) as Record<string, Record<string, unknown>>;
-}
 
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;

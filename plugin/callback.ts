@@ -24,10 +24,10 @@ import { epsilonVsStepSvg, epsilonDeltaSvg, deltaVsStepSvg, reportHtml, type Eps
 import { pldEpsilon } from '../src/accounting/pld/index.ts';
 import { rdpEpsilon } from '../src/accounting/rdp/index.ts';
 import { InvalidArgumentError } from '../src/errors.ts';
+import { EWTUNE_VERSION } from './version.ts';
 
 /** How long a run stopped by a signal may spend uploading its artifacts at the end (the rest stays for replay). */
 const SIGNALLED_ARTIFACT_DEADLINE_MS = 30_000;
-import { EWTUNE_VERSION } from './version.ts';
 
 /**
  * Every metric key ewtune logs and what kind of number it is: `estimate` (an approximation, not a bound), `upper` (a

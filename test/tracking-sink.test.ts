@@ -214,14 +214,15 @@ describe('TrackingSink: server faults before and during a run', function () {
   };
 
   it('close() uploads the artifacts however long they take: a slow upload is not cut off by the spool deadline', async () => {
-    // The artifact PUT answers 2.5 s after the close's 1 s spool deadline; the upload is bounded by the client's
+    // The artifact PUT answers 6 s after the request, past the close's 5 s spool deadline (which the few spooled
+    // records meet with seconds to spare on any machine); the upload is bounded by the client's
     // inactivity timeout (120 s), not by that deadline (a large model on a slow link or a busy machine).
     const fake = await startFakeMlflow((r) => {
       if (r.url.startsWith('/api/2.0/mlflow/experiments/get-by-name')) return { status: 200, json: { experiment: { experiment_id: '3', name: 'e' } } };
       if (r.url.startsWith('/api/2.0/mlflow/experiments/create')) return { status: 200, json: { experiment_id: '3' } };
       if (r.url.startsWith('/api/2.0/mlflow/runs/create')) return { status: 200, json: { run: { info: { run_id: 'r1', experiment_id: '3', status: 'RUNNING', artifact_uri: 'mlflow-artifacts:/3/r1/artifacts', lifecycle_stage: 'active' } } } };
       if (r.url.startsWith('/api/2.0/mlflow/runs/update')) return { status: 200, json: { run_info: { run_id: 'r1', experiment_id: '3', status: 'FINISHED', artifact_uri: 'mlflow-artifacts:/3/r1/artifacts', lifecycle_stage: 'active' } } };
-      if (r.url.startsWith('/api/2.0/mlflow-artifacts/')) return { status: 200, json: {}, delayMs: 2500 };
+      if (r.url.startsWith('/api/2.0/mlflow-artifacts/')) return { status: 200, json: {}, delayMs: 6000 };
       return { status: 200, json: {} };
     });
     try {
@@ -231,7 +232,7 @@ describe('TrackingSink: server faults before and during a run', function () {
       for (let s = 0; s < 5; s++) sink.record('m', s, s);
       mkdirSync(join(dir, 'artifacts', 'model'), { recursive: true });
       writeFileSync(join(dir, 'artifacts', 'model', 'model.safetensors'), Buffer.alloc(3 << 20, 7));
-      const closed = await sink.close({ deadlineMs: 1000 });
+      const closed = await sink.close({ deadlineMs: 5000 });
       assert.equal(closed.complete, true);
       assert.deepEqual(warnings, []);
       assert.deepEqual(closed.artifacts, ['model/model.safetensors']);
